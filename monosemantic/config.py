@@ -1,0 +1,332 @@
+"""Typed configuration: params.yaml, nested by DVC stage, loaded into frozen dataclasses.
+
+Every section of params.yaml maps to one dataclass below. Loading rejects unknown keys, missing keys,
+wrong types and impossible values with one message listing every problem, before any compute starts:
+
+    >>> params = load_params("params.yaml")
+    >>> params.sae.batch_size
+
+Profiles (configs/smoke.yaml, configs/paper.yaml) are complete params files of the same schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """Raised for an invalid params file; the message lists every problem found."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    data_dir: str = "data"  # holds train/*.jsonl.zst and val/*.jsonl.zst in the Pile's format
+
+    def check(self) -> list[str]:
+        return [] if self.data_dir else ["corpus.data_dir: must not be empty"]
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    vocab_size: int = 4096  # byte-level BPE; 256 byte tokens + merges + special tokens
+    train_chars: int = 20_000_000  # characters of the train split used to learn the merges
+    min_frequency: int = 2
+
+    def check(self) -> list[str]:
+        errs = []
+        if not 300 <= self.vocab_size <= 65535:
+            errs.append(f"tokenizer.vocab_size: {self.vocab_size} must be in [300, 65535] (uint16 token ids)")
+        if self.train_chars <= 0:
+            errs.append("tokenizer.train_chars: must be positive")
+        if self.min_frequency < 1:
+            errs.append("tokenizer.min_frequency: must be >= 1")
+        return errs
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The paper's one-layer transformer. Unstated in the paper: heads, context, norm, positions, schedule."""
+
+    d_model: int = 128
+    d_mlp: int = 512
+    n_heads: int = 4
+    n_ctx: int = 128
+    batch_size: int = 32
+    steps: int = 3000
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    min_lr_frac: float = 0.1  # cosine decay to lr * min_lr_frac
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    eval_every: int = 500
+    eval_batches: int = 20
+    checkpoint_every: int = 500
+    seeds: dict[str, int] = field(default_factory=lambda: {"A": 1, "B": 2})
+    shuffle_seed: int = 3  # the random-transformer baseline: A's weights, each matrix permuted
+
+    def check(self) -> list[str]:
+        errs = []
+        for name in ("d_model", "d_mlp", "n_heads", "n_ctx", "batch_size", "steps", "eval_every",
+                     "eval_batches", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                errs.append(f"transformer.{name}: must be positive, got {getattr(self, name)}")
+        if self.n_heads > 0 and self.d_model % self.n_heads:
+            errs.append(f"transformer.n_heads: {self.n_heads} must divide d_model {self.d_model}")
+        if self.lr <= 0:
+            errs.append("transformer.lr: must be positive")
+        if not 0 <= self.warmup_steps < max(self.steps, 1):
+            errs.append("transformer.warmup_steps: must be in [0, steps)")
+        if not 0 <= self.min_lr_frac <= 1:
+            errs.append("transformer.min_lr_frac: must be in [0, 1]")
+        if not all(0 <= b < 1 for b in self.betas):
+            errs.append("transformer.betas: each must be in [0, 1)")
+        if not self.seeds:
+            errs.append("transformer.seeds: name at least one model, e.g. {A: 1, B: 2}")
+        if "random" in self.seeds:
+            errs.append("transformer.seeds: 'random' is reserved for the shuffled-weights baseline")
+        return errs
+
+
+@dataclass(frozen=True)
+class ActivationsConfig:
+    """Sampling MLP activations: k tokens per context, shuffled across contexts (paper: 250 of each context)."""
+
+    n_points: int = 2_000_000  # training points per model (paper: 8e9)
+    tokens_per_context: int = 32  # k, drawn without replacement from each context
+    val_points: int = 200_000  # held-out points from the validation split (for metrics)
+    shard_points: int = 131_072  # points per output shard
+    dtype: str = "float16"  # float16 | bfloat16 | float32
+    batch_contexts: int = 64  # contexts per forward pass
+    seed: int = 4
+
+    def check(self) -> list[str]:
+        errs = []
+        for name in ("n_points", "tokens_per_context", "val_points", "shard_points", "batch_contexts"):
+            if getattr(self, name) <= 0:
+                errs.append(f"activations.{name}: must be positive, got {getattr(self, name)}")
+        if self.dtype not in ("float16", "bfloat16", "float32"):
+            errs.append(f"activations.dtype: {self.dtype!r} not one of float16, bfloat16, float32")
+        return errs
+
+
+@dataclass(frozen=True)
+class ResampleConfig:
+    """Dead-neuron resampling, paper values: at 25k/50k/75k/100k, window 12.5k, 819,200 inputs, 0.2x."""
+
+    steps: tuple[int, ...] = (250, 500, 750, 1000)
+    dead_window: int = 125  # a feature that did not fire in this many previous steps is dead
+    n_inputs: int = 65_536  # inputs on which the loss is computed to choose replacements
+    encoder_scale: float = 0.2  # new encoder row norm = encoder_scale * mean alive encoder row norm
+
+    def check(self) -> list[str]:
+        errs = []
+        if any(s <= 0 for s in self.steps) or list(self.steps) != sorted(set(self.steps)):
+            errs.append(f"sae.resample.steps: must be positive and strictly increasing, got {list(self.steps)}")
+        if self.dead_window <= 0:
+            errs.append("sae.resample.dead_window: must be positive")
+        if self.n_inputs <= 0:
+            errs.append("sae.resample.n_inputs: must be positive")
+        if self.encoder_scale <= 0:
+            errs.append("sae.resample.encoder_scale: must be positive")
+        return errs
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """Training hyperparameters shared by every SAE of the sweep (paper: batch 8192, 1M steps, Adam)."""
+
+    batch_size: int = 1024
+    steps: int = 2000
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    geometric_median_points: int = 8192  # sample used to initialise b_d
+    log_every: int = 50
+    checkpoint_every: int = 500
+    seed: int = 5
+    fast_path: str = "auto"  # auto | sparse | dense
+    resample: ResampleConfig = field(default_factory=ResampleConfig)
+
+    def check(self) -> list[str]:
+        errs = []
+        for name in ("batch_size", "steps", "geometric_median_points", "log_every", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                errs.append(f"sae.{name}: must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            errs.append("sae.lr: must be positive")
+        if not all(0 <= b < 1 for b in self.betas):
+            errs.append("sae.betas: each must be in [0, 1)")
+        if self.fast_path not in ("auto", "sparse", "dense"):
+            errs.append(f"sae.fast_path: {self.fast_path!r} not one of auto, sparse, dense")
+        if self.resample.steps and self.resample.steps[-1] >= self.steps:
+            errs.append(f"sae.resample.steps: {self.resample.steps[-1]} is beyond training ({self.steps} steps)")
+        return errs + self.resample.check()
+
+
+@dataclass(frozen=True)
+class SAERun:
+    """One dictionary of the sweep: which transformer, how many features, which L1 coefficient."""
+
+    model: str
+    n_features: int
+    l1: float
+
+    def check(self) -> list[str]:
+        errs = []
+        if self.n_features <= 0:
+            errs.append(f"n_features: must be positive, got {self.n_features}")
+        if self.l1 < 0:
+            errs.append(f"l1: must be >= 0, got {self.l1}")
+        return errs
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Held-out evaluation of every SAE (issue: metrics)."""
+
+    loss_contexts: int = 256  # validation contexts for the fraction of MLP loss recovered
+    ultralow_density: float = 1e-5  # below this (but alive) a feature is 'ultralow' (paper: 1e-6 at 8B points)
+    dense_density: float = 0.01  # above this a feature is 'dense' (paper: > 1% means lambda too low)
+    headline_run: str = "A_4096"  # the paper's A/1 (4096 features, default lambda)
+
+    def check(self) -> list[str]:
+        errs = []
+        if self.loss_contexts <= 0:
+            errs.append("evaluate.loss_contexts: must be positive")
+        if not 0 < self.ultralow_density < self.dense_density < 1:
+            errs.append("evaluate: need 0 < ultralow_density < dense_density < 1")
+        return errs
+
+
+@dataclass(frozen=True)
+class Params:
+    device: str = "auto"  # auto: a GPU when present (bf16 autocast there), else CPU in exact fp32
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    activations: ActivationsConfig = field(default_factory=ActivationsConfig)
+    sae: SAEConfig = field(default_factory=SAEConfig)
+    sae_runs: dict[str, SAERun] = field(default_factory=dict)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def check(self) -> list[str]:
+        errs = []
+        if self.device not in ("auto", "cpu", "cuda"):
+            errs.append(f"device: {self.device!r} not one of auto, cpu, cuda")
+        models = set(self.transformer.seeds) | {"random"}
+        for name, run in self.sae_runs.items():
+            errs += [f"sae_runs.{name}.{e}" for e in run.check()]
+            if run.model not in models:
+                errs.append(f"sae_runs.{name}.model: {run.model!r} is not a trained model ({sorted(models)})")
+        if self.sae_runs and self.evaluate.headline_run not in self.sae_runs:
+            errs.append(f"evaluate.headline_run: {self.evaluate.headline_run!r} is not in sae_runs")
+        for section in (self.corpus, self.tokenizer, self.transformer, self.activations, self.sae, self.evaluate):
+            errs += section.check()
+        return errs
+
+
+# --------------------------------------------------------------------------------------------
+# Strict loading
+# --------------------------------------------------------------------------------------------
+
+
+def _convert(tp: Any, value: Any, where: str, errs: list[str]) -> Any:
+    """Convert a YAML value to the annotated type, appending a message to errs on mismatch."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, errs)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errs.append(f"{where}: expected a number, got {value!r}")
+            return None
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            errs.append(f"{where}: expected an integer, got {value!r}")
+            return None
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            errs.append(f"{where}: expected a string, got {value!r}")
+            return None
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            errs.append(f"{where}: expected true/false, got {value!r}")
+            return None
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            errs.append(f"{where}: expected a list, got {value!r}")
+            return None
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{i}]", errs) for i, v in enumerate(value))
+        if len(value) != len(args):
+            errs.append(f"{where}: expected {len(args)} values, got {len(value)}")
+            return None
+        return tuple(_convert(a, v, f"{where}[{i}]", errs) for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        ktp, vtp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            errs.append(f"{where}: expected a mapping, got {value!r}")
+            return None
+        return {_convert(ktp, k, f"{where} key", errs): _convert(vtp, v, f"{where}.{k}", errs)
+                for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unions are not supported in config ({where})")
+    raise TypeError(f"unsupported config type {tp!r} at {where}")
+
+
+def _build(cls: type, data: Any, where: str, errs: list[str]) -> Any:
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        errs.append(f"{where or 'params'}: expected a mapping, got {data!r}")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            errs.append(f"{prefix}{key}: unknown key (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], prefix + name, errs)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            errs.append(f"{prefix}{name}: missing")
+    if errs:
+        return None
+    return cls(**kwargs)
+
+
+def params_from_dict(data: dict, source: str = "params") -> Params:
+    errs: list[str] = []
+    params = _build(Params, data, "", errs)
+    if params is not None:
+        errs += params.check()
+    if errs:
+        raise ConfigError(f"{source}: invalid parameters:\n  - " + "\n  - ".join(errs))
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such params file (copy one from configs/ or restore params.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return params_from_dict(data, str(path))
