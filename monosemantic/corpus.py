@@ -52,8 +52,7 @@ def read_shard(path: str | Path) -> Iterator[Document]:
         raise CorpusError(f"{path}: shard is missing; {FIX}")
     try:
         with open(path, "rb") as fh:
-            reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-            text = io.TextIOWrapper(reader, encoding="utf-8")
+            text = io.TextIOWrapper(io.BufferedReader(_ZstdFrames(fh)), encoding="utf-8")
             for lineno, line in enumerate(text, start=1):
                 if not line.strip():
                     continue
@@ -62,6 +61,48 @@ def read_shard(path: str | Path) -> Iterator[Document]:
         raise CorpusError(f"{path}: not a valid zstd stream ({e}); {FIX}") from None
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path}: not UTF-8 text after decompression ({e.reason}); {FIX}") from None
+
+
+class _ZstdFrames(io.RawIOBase):
+    """Decompress one or more concatenated zstd frames from a binary file, streaming.
+
+    Unlike ZstdDecompressor.stream_reader, a file that ends inside a frame (a truncated download) or holds
+    no frame at all raises ZstdError instead of silently yielding a partial or empty shard.
+    """
+
+    def __init__(self, fh, chunk_size: int = 1 << 20):
+        self._fh = fh
+        self._chunk_size = chunk_size
+        self._dctx = zstandard.ZstdDecompressor()
+        self._frame = None  # the decompressobj of the frame in progress
+        self._pending = b""  # compressed bytes read past the end of the last frame
+        self._out = memoryview(b"")
+        self._frames = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not len(self._out):
+            data = self._pending or self._fh.read(self._chunk_size)
+            self._pending = b""
+            if not data:
+                if self._frame is not None:
+                    raise zstandard.ZstdError("input ends inside a zstd frame (truncated file)")
+                if not self._frames:
+                    raise zstandard.ZstdError("empty file, no zstd frame")
+                return 0
+            if self._frame is None:
+                self._frame = self._dctx.decompressobj()
+                self._frames += 1
+            self._out = memoryview(self._frame.decompress(data))
+            if self._frame.eof:
+                self._pending = self._frame.unused_data
+                self._frame = None
+        n = min(len(buf), len(self._out))
+        buf[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
 
 
 def _parse_line(path: Path, lineno: int, line: str) -> Document:
