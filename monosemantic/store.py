@@ -46,7 +46,7 @@ def to_storage(x: torch.Tensor, dtype: str) -> np.ndarray:
 
 def from_storage(a: np.ndarray, dtype: str) -> torch.Tensor:
     """numpy rows in the storage dtype -> float32 tensor."""
-    t = torch.from_numpy(np.ascontiguousarray(a))
+    t = torch.from_numpy(np.array(a, copy=True))  # memmaps are read-only; copy before handing to torch
     if dtype == "bfloat16":
         t = t.view(torch.bfloat16)
     return t.to(torch.float32)

@@ -1,0 +1,150 @@
+"""The SAE training loop: outputs, determinism, bit-identical resume after a kill, NaN stop, the sparse fast
+path against the dense reference, and the stage script's error handling."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from monosemantic.config import ResampleConfig, SAEConfig, SAERun
+from monosemantic.sae import SparseAutoencoder
+from monosemantic.sae_train import CHECKPOINT_FILE, NonFiniteLossError, SAETrainer, read_rows, train_sae
+from monosemantic.store import ArrayStore
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = SAERun(model="A", n_features=32, l1=0.01)
+
+
+def make_store(n=1000, d=8, seed=0) -> ArrayStore:
+    """Sparse nonnegative data (like post-ReLU activations) built from 24 random directions."""
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.relu(torch.randn(24, d, generator=g))
+    codes = torch.relu(torch.randn(n, 24, generator=g) - 1.0)
+    return ArrayStore(codes @ dirs)
+
+
+def make_cfg(**kw) -> SAEConfig:
+    base = dict(batch_size=64, steps=40, lr=3e-3, geometric_median_points=256, log_every=5,
+                checkpoint_every=10, seed=11, fast_path="auto",
+                resample=ResampleConfig(steps=(15, 30), dead_window=10, n_inputs=300, encoder_scale=0.2))
+    base.update(kw)
+    return SAEConfig(**base)
+
+
+def outputs(out_dir: Path) -> dict:
+    return {name: (out_dir / name).read_bytes()
+            for name in ("sae_weights.safetensors", "feature_counts.npy", "resampling.json")}
+
+
+def test_train_writes_outputs(tmp_path):
+    stats = train_sae(make_cfg(), RUN, make_store(), tmp_path, progress=False)
+    for name in ("sae_weights.safetensors", "cfg.json", "feature_counts.npy", "resampling.json",
+                 "train_stats.json"):
+        assert (tmp_path / name).exists(), name
+    assert not (tmp_path / CHECKPOINT_FILE).exists()  # removed once the outputs are written
+    assert json.loads((tmp_path / "train_stats.json").read_text()) == stats
+    assert stats["steps"] == 40 and np.isfinite(stats["mse"]) and stats["samples_per_s"] > 0
+    assert stats["epochs"] == pytest.approx(40 * 64 / 1000)  # wrapped around the 1000-point store
+    resampling = json.loads((tmp_path / "resampling.json").read_text())
+    assert [r["step"] for r in resampling] == [15, 30]
+    counts = np.load(tmp_path / "feature_counts.npy")
+    assert counts.shape == (32,) and counts.dtype == np.int64
+    assert counts.max() <= stats["feature_counts_inputs"] == (40 - 30) * 64  # counted since the last resampling
+    sae = SparseAutoencoder.load(tmp_path)
+    torch.testing.assert_close(sae.W_d.norm(dim=0), torch.ones(32))
+    metrics = (tmp_path / "live" / "plots" / "metrics" / "train")
+    assert {p.stem for p in metrics.glob("*.tsv")} >= {"mse", "l1", "l0", "loss", "dead", "resampled"}
+    assert len((metrics / "mse.tsv").read_text().splitlines()) == 1 + 40 // 5
+
+
+def test_b_d_initialised_to_geometric_median_and_deterministic(tmp_path):
+    from monosemantic.sae import geometric_median
+
+    store = make_store()
+    cfg = make_cfg(steps=20, resample=ResampleConfig(steps=(), dead_window=10, n_inputs=100))
+    train_sae(cfg, RUN, store, tmp_path / "b", progress=False)
+    train_sae(cfg, RUN, store, tmp_path / "c", progress=False)
+    assert outputs(tmp_path / "b") == outputs(tmp_path / "c")  # same seed, same bytes
+    # Zero learning rate: b_d stays at its initial value, the geometric median of the first 256 rows.
+    train_sae(make_cfg(steps=2, lr=1e-30, resample=ResampleConfig(steps=(), dead_window=10, n_inputs=10)),
+              RUN, store, tmp_path / "d", progress=False)
+    sae = SparseAutoencoder.load(tmp_path / "d")
+    torch.testing.assert_close(sae.b_d, geometric_median(store.read(0, 256)))
+
+
+def test_resume_after_kill_is_bit_identical(tmp_path):
+    store, cfg = make_store(), make_cfg()
+    train_sae(cfg, RUN, store, tmp_path / "full", progress=False)
+    # 'Killed' after step 27: the last checkpoint is from step 20 (after the resampling at 15); the restart
+    # redoes steps 21-27 and goes through the resampling at 30 and an epoch wrap.
+    assert train_sae(cfg, RUN, store, tmp_path / "resumed", progress=False, stop_after=27) == {}
+    ckpt = torch.load(tmp_path / "resumed" / CHECKPOINT_FILE, weights_only=True)
+    assert ckpt["trainer"]["step"] == 20
+    train_sae(cfg, RUN, store, tmp_path / "resumed", progress=False)
+    assert outputs(tmp_path / "resumed") == outputs(tmp_path / "full")
+    # the dvclive curves of the killed run's steps 21-27 were dropped, not duplicated
+    curves = [(tmp_path / run / "live" / "plots" / "metrics" / "train" / "mse.tsv").read_text()
+              for run in ("resumed", "full")]
+    assert curves[0] == curves[1] and len(curves[0].splitlines()) == 1 + 40 // 5
+
+
+def test_checkpoint_for_other_params_is_ignored(tmp_path):
+    store = make_store()
+    train_sae(make_cfg(), RUN, store, tmp_path / "x", progress=False, stop_after=12)
+    other = make_cfg(lr=1e-3)
+    train_sae(other, RUN, store, tmp_path / "x", progress=False)
+    train_sae(other, RUN, store, tmp_path / "y", progress=False)
+    assert outputs(tmp_path / "x") == outputs(tmp_path / "y")
+
+
+def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    x = make_store(n=2000).x.clone()
+    x[1500, 3] = float("nan")  # rows 1472-1535 are the batch of step 24
+    cfg = make_cfg(resample=ResampleConfig(steps=(30,), dead_window=10, n_inputs=300))
+    with pytest.raises(NonFiniteLossError, match="step 24"):
+        train_sae(cfg, RUN, ArrayStore(x), tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    assert ckpt["trainer"]["step"] == 20
+    assert all(torch.isfinite(v).all() for v in ckpt["trainer"]["sae"].values())
+    assert not (tmp_path / "sae_weights.safetensors").exists()
+
+
+@pytest.mark.parametrize("fast_path", ["sparse", "auto"])
+def test_fast_path_matches_dense_reference(fast_path):
+    """Same init and batches: after 30 Adam steps (with a resampling) weights agree to float32 rounding."""
+    store = make_store(n=2000, d=16)
+    cfg = make_cfg(steps=30, resample=ResampleConfig(steps=(15,), dead_window=10, n_inputs=300))
+    weights = {}
+    for path in ("dense", fast_path):
+        torch.manual_seed(0)
+        sae = SparseAutoencoder(16, 48, 0.01, generator=torch.Generator().manual_seed(1))
+        trainer = SAETrainer(sae, make_cfg(fast_path=path, resample=cfg.resample), "cpu")
+        gen = torch.Generator().manual_seed(2)
+        for step in range(cfg.steps):
+            terms = trainer.step(read_rows(store, (step * 64) % 2000, 64))
+            if trainer.step_count in cfg.resample.steps:
+                trainer.resample(read_rows(store, 0, 300), gen)
+        weights[path] = ({n: p.detach().clone() for n, p in sae.named_parameters()}, terms.total.item(),
+                         trainer.last_fired.clone())
+    (dense, loss_dense, fired_dense), (fast, loss_fast, fired_fast) = weights["dense"], weights[fast_path]
+    assert loss_fast == pytest.approx(loss_dense, rel=1e-4)
+    for name in dense:
+        torch.testing.assert_close(fast[name], dense[name], rtol=1e-4, atol=1e-5)
+
+
+def test_stage_reports_unknown_run_and_missing_store(tmp_path):
+    params = (ROOT / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(params)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = str(ROOT / "stages" / "train_sae.py")
+    r = subprocess.run([sys.executable, script, "NO_SUCH_RUN"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "NO_SUCH_RUN" in r.stderr and "Traceback" not in r.stderr
+    run_name = next(iter(__import__("yaml").safe_load(params)["sae_runs"]))
+    r = subprocess.run([sys.executable, script, run_name], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "manifest.json" in r.stderr and "Traceback" not in r.stderr
