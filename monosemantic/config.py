@@ -211,6 +211,82 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class ToyConfig:
+    """Toy-model verification (paper appendix): known sparse superposed features, SAEs trained by sae_train."""
+
+    n_true: int = 128  # ground-truth feature directions (random unit vectors)
+    d: int = 64  # ambient dimension (n_true > d: superposition)
+    n_points: int = 65_536  # synthetic points
+    mean_active: float = 3.0  # expected number of active true features per point
+    correlated: bool = True  # features fire in groups of 4 (see toy.py)
+    sizes: tuple[int, ...] = (32, 64, 128, 256, 512)  # learned dictionary sizes (sweep 1, at λ = l1)
+    l1: float = 0.03  # λ for the size sweep (data scaled to E‖x‖² = d)
+    l1_sweep: tuple[float, ...] = (0.01, 0.03, 0.1)  # λ sweep at n_features = n_true (sweep 2)
+    steps: int = 1500
+    batch_size: int = 1024
+    lr: float = 0.003
+    seed: int = 7
+    threads: int = 1  # torch threads while training (tiny matrices: more threads only add overhead)
+
+    def check(self) -> list[str]:
+        errs = []
+        for name in ("n_true", "d", "n_points", "steps", "batch_size", "threads"):
+            if getattr(self, name) <= 0:
+                errs.append(f"analysis.toy.{name}: must be positive")
+        if not 0 < self.mean_active < self.n_true:
+            errs.append("analysis.toy.mean_active: must be in (0, n_true)")
+        if not self.sizes or any(s <= 0 for s in self.sizes):
+            errs.append("analysis.toy.sizes: need positive dictionary sizes")
+        if self.l1 < 0 or any(v < 0 for v in self.l1_sweep):
+            errs.append("analysis.toy.l1/l1_sweep: must be >= 0")
+        if self.batch_size > self.n_points:
+            errs.append("analysis.toy.batch_size: exceeds n_points")
+        return errs
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Which dictionaries are analysed and how (issue 6)."""
+
+    run: str = "A_4096"  # the paper's A/1: proxies, logit weights, ablation, neurons vs features
+    model: str = "A"  # the transformer of `run` (must equal sae_runs[run].model; names dvc.yaml deps)
+    compare_run: str = "B_4096"  # universality partner (the paper's B/1)
+    compare_model: str = "B"
+    random_run: str = "random_4096"  # the same dictionary on the random-transformer baseline
+    random_model: str = "random"
+    splitting_runs: tuple[str, ...] = ("A_512", "A_1024", "A_2048", "A_4096")  # A/0 ... A/1
+    max_points: int = 200_000  # validation points used (the first max_points of the val store)
+    batch_size: int = 8192  # rows per encoder chunk
+    top_k: int = 10  # tokens listed per feature (logit weights) / neurons listed (neurons vs features)
+    ablation_window: int = 64  # tokens of context shown in the ablation figure
+    # Counting base64 features in a dictionary (feature splitting): a feature counts when at least
+    # `base64_min_specificity` of its activation mass lies on base64-proxy-positive tokens and it fires on at
+    # least `base64_min_active` validation tokens.
+    base64_min_specificity: float = 0.5
+    base64_min_active: int = 20
+    # Universality headline medians over units firing on at least this many of the max_points tokens (all
+    # fired units are reported too): ultralow-density features have too few firings to correlate with anything.
+    universality_min_active: int = 20
+    umap_n_neighbors: int = 15  # paper: 15, cosine metric
+    umap_min_dist: float = 0.1
+    umap_seed: int = 0
+    umap_epochs: int = 200  # optimisation epochs (umap-learn's default is 500 below 10,000 points)
+    toy: ToyConfig = field(default_factory=ToyConfig)
+
+    def check(self) -> list[str]:
+        errs = []
+        for name in ("max_points", "batch_size", "top_k", "ablation_window", "base64_min_active",
+                     "umap_n_neighbors", "umap_epochs", "universality_min_active"):
+            if getattr(self, name) <= 0:
+                errs.append(f"analysis.{name}: must be positive")
+        if not 0 < self.base64_min_specificity <= 1:
+            errs.append("analysis.base64_min_specificity: must be in (0, 1]")
+        if len(self.splitting_runs) < 2:
+            errs.append("analysis.splitting_runs: need at least two dictionaries")
+        return errs + self.toy.check()
+
+
+@dataclass(frozen=True)
 class Params:
     device: str = "auto"  # auto: a GPU when present (bf16 autocast there), else CPU in exact fp32
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -220,6 +296,7 @@ class Params:
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_runs: dict[str, SAERun] = field(default_factory=dict)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def check(self) -> list[str]:
         errs = []
@@ -232,7 +309,16 @@ class Params:
                 errs.append(f"sae_runs.{name}.model: {run.model!r} is not a trained model ({sorted(models)})")
         if self.sae_runs and self.evaluate.headline_run not in self.sae_runs:
             errs.append(f"evaluate.headline_run: {self.evaluate.headline_run!r} is not in sae_runs")
-        for section in (self.corpus, self.tokenizer, self.transformer, self.activations, self.sae, self.evaluate):
+        if self.sae_runs:
+            a = self.analysis
+            for name in (a.run, a.compare_run, a.random_run, *a.splitting_runs):
+                if name not in self.sae_runs:
+                    errs.append(f"analysis: run {name!r} is not in sae_runs ({', '.join(self.sae_runs)})")
+            for run, model in ((a.run, a.model), (a.compare_run, a.compare_model), (a.random_run, a.random_model)):
+                if run in self.sae_runs and self.sae_runs[run].model != model:
+                    errs.append(f"analysis: {run!r} is an SAE of model {self.sae_runs[run].model!r}, not {model!r}")
+        for section in (self.corpus, self.tokenizer, self.transformer, self.activations, self.sae, self.evaluate,
+                        self.analysis):
             errs += section.check()
         return errs
 
