@@ -43,9 +43,12 @@ class TokenizerConfig:
     vocab_size: int = 4096  # byte-level BPE; 256 byte tokens + merges + special tokens
     train_chars: int = 20_000_000  # characters of the train split used to learn the merges
     min_frequency: int = 2
+    max_documents: int = 0  # per split; 0: all. >0 tokenizes only the first documents (smoke profile)
 
     def check(self) -> list[str]:
         errs = []
+        if self.max_documents < 0:
+            errs.append("tokenizer.max_documents: must be >= 0 (0 means all documents)")
         if not 300 <= self.vocab_size <= 65535:
             errs.append(f"tokenizer.vocab_size: {self.vocab_size} must be in [300, 65535] (uint16 token ids)")
         if self.train_chars <= 0:
@@ -287,6 +290,43 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class BrowserConfig:
+    """What the static feature browser (the paper's A/1 interface) shows, and how much of it."""
+
+    run: str = "A_4096"  # the dictionary browsed (a key of sae_runs); the stage may be given another
+    compare_run: str = "auto"  # universality partner; auto: same n_features and l1 on the other of A/B; "" none
+    split_runs: tuple[str, ...] = ("auto",)  # other dictionary sizes; auto: same model and l1, other n_features
+    max_points: int = 200_000  # validation points used (the first max_points of the val store)
+    universality_points: int = 200_000  # of those, points used for the model-B activation correlations
+    batch_size: int = 8192  # rows per encoder chunk
+    top_examples: int = 10  # top-activating contexts shown per feature
+    n_intervals: int = 4  # equal-count quantile intervals of a feature's nonzero activations
+    per_interval: int = 3  # contexts sampled (seeded) from each interval
+    window_before: int = 24  # tokens shown before the example token (within its n_ctx context)
+    window_after: int = 8  # tokens shown after it
+    hist_bins: int = 32  # bins of the activation and logit-weight histograms
+    top_logits: int = 10  # top / bottom logit-weight tokens listed
+    similar_per_run: int = 3  # most similar features (decoder cosine) listed per other dictionary size
+    chunk_features: int = 64  # features per data file loaded on demand
+    screenshot_feature: int = -1  # feature shown in paper_figures/browser_feature.png; -1: best proxy match
+    threads: int = 2  # torch CPU threads
+    seed: int = 0  # interval sampling
+
+    def check(self) -> list[str]:
+        errs = []
+        for name in ("max_points", "universality_points", "batch_size", "top_examples", "hist_bins",
+                     "top_logits", "chunk_features", "threads"):
+            if getattr(self, name) <= 0:
+                errs.append(f"browser.{name}: must be positive, got {getattr(self, name)}")
+        for name in ("n_intervals", "per_interval", "window_before", "window_after", "similar_per_run"):
+            if getattr(self, name) < 0:
+                errs.append(f"browser.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.screenshot_feature < -1:
+            errs.append("browser.screenshot_feature: a feature index, or -1 for automatic")
+        return errs
+
+
+@dataclass(frozen=True)
 class Params:
     device: str = "auto"  # auto: a GPU when present (bf16 autocast there), else CPU in exact fp32
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -297,6 +337,7 @@ class Params:
     sae_runs: dict[str, SAERun] = field(default_factory=dict)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
 
     def check(self) -> list[str]:
         errs = []
@@ -317,8 +358,13 @@ class Params:
             for run, model in ((a.run, a.model), (a.compare_run, a.compare_model), (a.random_run, a.random_model)):
                 if run in self.sae_runs and self.sae_runs[run].model != model:
                     errs.append(f"analysis: {run!r} is an SAE of model {self.sae_runs[run].model!r}, not {model!r}")
+            b = self.browser
+            for name in [b.run] + ([b.compare_run] if b.compare_run not in ("auto", "") else []) + \
+                    [r for r in b.split_runs if r != "auto"]:
+                if name not in self.sae_runs:
+                    errs.append(f"browser: run {name!r} is not in sae_runs ({', '.join(self.sae_runs)})")
         for section in (self.corpus, self.tokenizer, self.transformer, self.activations, self.sae, self.evaluate,
-                        self.analysis):
+                        self.analysis, self.browser):
             errs += section.check()
         return errs
 

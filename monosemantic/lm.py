@@ -33,7 +33,7 @@ from tqdm import tqdm
 from .config import TransformerConfig
 from .model import ModelConfig, Transformer, build_model
 from .tokenizer import TokenStream
-from .utils import atomic_path, autocast
+from .utils import atomic_path, autocast, truncate_live
 
 LOG_EVERY = 25  # training loss is logged every LOG_EVERY steps
 
@@ -203,7 +203,7 @@ class _Logger:
         from dvclive import Live
 
         if resume_step > 0:
-            _truncate_live(live_dir, resume_step)
+            truncate_live(live_dir, resume_step)
         self.live = Live(dir=str(live_dir), resume=resume_step > 0, save_dvc_exp=False, dvcyaml=None,
                          report=None)
 
@@ -217,20 +217,6 @@ class _Logger:
     def end(self) -> None:
         if self.live is not None:
             self.live.end()
-
-
-def _truncate_live(live_dir: Path, step: int) -> None:
-    """Drop dvclive rows logged after `step` by a killed run, so a resumed run's curves have no repeats."""
-    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
-        lines = tsv.read_text().splitlines()
-        if not lines:
-            continue
-        head, rows = lines[0], lines[1:]
-        col = head.split("\t").index("step") if "step" in head.split("\t") else None
-        if col is None:
-            continue
-        kept = [r for r in rows if int(r.split("\t")[col]) <= step]
-        tsv.write_text("\n".join([head, *kept]) + "\n")
 
 
 def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_stream: TokenStream,
@@ -284,7 +270,7 @@ def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_strea
         if step % LOG_EVERY == 0 or step == cfg.steps:
             now = time.perf_counter()
             tps = run_tokens / max(now - t0, 1e-9)
-            log.log(step, {"train/loss": loss_acc / n_acc, "train/lr": lr, "train/tokens_per_s": tps})
+            log.log(step, {"train/loss": loss_acc / n_acc, "train/lr": lr})  # tokens/s: progress bar, logs/
             bar.set_postfix(loss=f"{loss_acc / n_acc:.3f}", tok_s=f"{tps:,.0f}")
             loss_acc, n_acc = 0.0, 0
         if step % cfg.eval_every == 0 or step == cfg.steps:

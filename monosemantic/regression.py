@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "tests" / "golden" / "smoke.json"
 PROFILE = "configs/smoke.yaml"
+OUTPUT_DIRS = ("metrics", "plots", "paper_figures", "dvclive", "browser")
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,13 @@ def format_table(rows) -> str:
 
 
 def scratch_copy(dest: Path, profile: str = PROFILE) -> Path:
-    """A scratch git repository with the working tree's files (tracked and untracked, not ignored) and data/,
-    with `profile` as its params.yaml."""
+    """A scratch git repository with the working tree's files (tracked and untracked, not ignored; without the
+    committed outputs of the default run) and data/, with `profile` as its params.yaml."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                            capture_output=True).stdout.decode().split("\0")
     for rel in filter(None, files):
+        if rel == "dvc.lock" or rel.split("/")[0] in OUTPUT_DIRS:
+            continue  # the default run's committed outputs: the copy makes its own
         src = ROOT / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)

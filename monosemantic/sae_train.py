@@ -37,7 +37,7 @@ import torch
 from .config import SAEConfig, SAERun
 from .resample import dead_features, resample_dead_features
 from .sae import LossTerms, SparseAutoencoder, geometric_median
-from .utils import atomic_path, write_json
+from .utils import atomic_path, truncate_live, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
 # Above this fraction of active (input, feature) entries the "auto" path evaluates the closed-form
@@ -154,18 +154,6 @@ def _fingerprint(cfg: SAEConfig, run: SAERun, store) -> str:
                        "n_points": store.n_points, "d": store.d}, sort_keys=True, default=list)
 
 
-def _truncate_live(live_dir: Path, step: int) -> None:
-    """Drop dvclive rows logged after `step` by a killed run, so a resumed run does not duplicate them."""
-    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
-        lines = tsv.read_text().splitlines()
-        if not lines:
-            continue
-        header, rows = lines[0], lines[1:]
-        col = header.split("\t").index("step")
-        keep = [r for r in rows if int(r.split("\t")[col]) <= step]
-        tsv.write_text("\n".join([header, *keep]) + "\n")
-
-
 def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: str | torch.device = "cpu",
               resume: bool = True, metadata: dict | None = None, stop_after: int | None = None,
               progress: bool = True) -> dict:
@@ -204,7 +192,7 @@ def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: s
         resample_gen.set_state(ckpt["resample_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         elapsed_before = ckpt["elapsed"]
-        _truncate_live(out_dir / "live", trainer.step_count)
+        truncate_live(out_dir / "live", trainer.step_count)
         print(f"resuming {out_dir.name} at step {trainer.step_count}")
     else:
         n_gm = min(cfg.geometric_median_points, store.n_points)

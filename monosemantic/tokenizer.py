@@ -16,6 +16,8 @@ A split is stored as one flat token stream, one `<|endoftext|>` after each docum
 
 from __future__ import annotations
 
+import itertools
+
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -172,8 +174,11 @@ def encode_documents(tok: Tokenizer, docs: Iterable[Document]) -> Iterator[tuple
 
 
 def tokenize_split(tok: Tokenizer, data_dir: str | Path, split: str, out_dir: str | Path,
-                   subsets: list[str] | None = None, progress: bool = True) -> dict:
+                   subsets: list[str] | None = None, progress: bool = True, max_documents: int = 0) -> dict:
     """Encode a split into out_dir/{split}.bin + {split}_docs.npz; returns per-subset counts.
+
+    max_documents > 0 keeps only the split's first max_documents documents (the shards are shuffled, so
+    this is a random subset); the smoke profile uses it to stay fast.
 
     `subsets` fixes the subset codes (pass the train split's names when encoding val); unseen names are
     appended. Returns {subset: {"documents", "tokens", "chars"}}.
@@ -186,7 +191,10 @@ def tokenize_split(tok: Tokenizer, data_dir: str | Path, split: str, out_dir: st
     stats: dict[str, dict[str, int]] = {}
     bar = tqdm(desc=f"tokenize {split}", unit=" docs", disable=not progress, mininterval=2)
     with atomic_path(out_dir / f"{split}.bin") as tmp, open(tmp, "wb") as fh:
-        for ids, subset, n_chars in encode_documents(tok, iter_documents(data_dir, split)):
+        docs = iter_documents(data_dir, split)
+        if max_documents > 0:
+            docs = itertools.islice(docs, max_documents)
+        for ids, subset, n_chars in encode_documents(tok, docs):
             if subset not in code:
                 code[subset] = len(names)
                 names.append(subset)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -39,14 +40,58 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+# Wall-clock measurements (keys like "seconds", "tokens_per_s", "wall_time_s") differ on every run, so they never
+# go into a tracked output: write_json moves them to logs/timings/ (untracked), so that a rerun from scratch
+# gives byte-identical outputs and the same md5s in dvc.lock.
+TIMING_KEY = re.compile(r"(seconds|_per_s|_time_s|elapsed)$")
+TIMINGS_DIR = Path("logs/timings")
+
+
+def split_timings(obj: Any) -> tuple[Any, Any]:
+    """(obj without timing keys, the timing entries alone or None), recursively through dicts and lists."""
+    if isinstance(obj, dict):
+        kept, timed = {}, {}
+        for k, v in obj.items():
+            if isinstance(k, str) and TIMING_KEY.search(k):
+                timed[k] = v
+                continue
+            kept[k], t = split_timings(v)
+            if t is not None:
+                timed[k] = t
+        return kept, (timed or None)
+    if isinstance(obj, list):
+        pairs = [split_timings(v) for v in obj]
+        timed = [t for _, t in pairs]
+        return [k for k, _ in pairs], (timed if any(t is not None for t in timed) else None)
+    return obj, None
+
+
 def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically; timing entries go to logs/timings/<path>.json instead (see TIMING_KEY)."""
+    kept, timed = split_timings(obj)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(kept, indent=2, sort_keys=False) + "\n")
+    if timed is not None:
+        log = TIMINGS_DIR / (str(Path(path)).strip("/").replace("/", "__"))
+        with atomic_path(log) as tmp:
+            tmp.write_text(json.dumps(timed, indent=2) + "\n")
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def truncate_live(live_dir: Path, step: int) -> None:
+    """Drop the dvclive rows logged after `step` by a killed run, so a resumed run's curves have no repeats."""
+    for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
+        lines = tsv.read_text().splitlines()
+        if not lines or "step" not in lines[0].split("\t"):
+            continue
+        header, rows = lines[0], lines[1:]
+        col = header.split("\t").index("step")
+        kept = [r for r in rows if int(r.split("\t")[col]) <= step]
+        tsv.write_text("\n".join([header, *kept]) + "\n")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -43,8 +43,8 @@ def main() -> None:
         print(f"tokenizer: {tok.get_vocab_size()} tokens learned on {n_chars:,} characters in {t_train:.1f}s")
         save_tokenizer(tok, TOKENIZER)
         t1 = time.perf_counter()
-        train = tokenize_split(tok, data_dir, "train", TOKENS, subsets=subsets)
-        val = tokenize_split(tok, data_dir, "val", TOKENS, subsets=subsets)
+        train = tokenize_split(tok, data_dir, "train", TOKENS, subsets=subsets, max_documents=cfg.max_documents)
+        val = tokenize_split(tok, data_dir, "val", TOKENS, subsets=subsets, max_documents=cfg.max_documents)
         t_enc = time.perf_counter() - t1
     except (CorpusError, TokenizerError) as e:
         fail(str(e))

@@ -16,15 +16,6 @@ VOCAB = 32
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads and lose a lot when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_stream(n_docs: int, seed: int) -> TokenStream:
     """Two subsets: 'cycle' documents count 1..15 upward (learnable), 'noise' documents are uniform over
     16..31 (nothing to learn beyond the unigram); every document ends with <|endoftext|> = 0."""
@@ -184,3 +175,8 @@ def test_shuffle_weights(streams):
         assert torch.equal(x, s2.state_dict()[name]) and not torch.equal(x, s3.state_dict()[name])
     m = lm.model_metrics(s1, train, val, TINY, CPU)["subsets"]
     assert m["overall"]["loss"] > 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_thread):
+    """Tiny models: run torch single-threaded (tests/conftest.py)."""

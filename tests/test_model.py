@@ -11,15 +11,6 @@ from monosemantic.model import ModelConfig, Transformer, build_model, token_loss
 CFG = ModelConfig(vocab_size=50, d_model=16, d_mlp=64, n_heads=2, n_ctx=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads and lose a lot when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def model():
     return build_model(CFG, seed=0).eval()
@@ -115,3 +106,8 @@ def test_save_load_roundtrip(model, tokens, tmp_path):
     assert torch.equal(loaded(tokens), model(tokens))
     with pytest.raises(FileNotFoundError, match="training stage"):
         Transformer.load(tmp_path / "nope")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_thread):
+    """Tiny models: run torch single-threaded (tests/conftest.py)."""

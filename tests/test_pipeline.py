@@ -27,11 +27,11 @@ def smoke_runs(tmp_path_factory):
     second = tmp_path_factory.mktemp("smoke2")
     regression.reproduce(first)
     regression.reproduce(second)
-    return first, second
+    return first, second, lock_hashes(first), lock_hashes(second)
 
 
 def test_smoke_pipeline_produces_every_output(smoke_runs):
-    root, _ = smoke_runs
+    root = smoke_runs[0]
     summary = json.loads((root / "metrics/summary.json").read_text())["headline"]
     for key in ("a1_frac_loss_recovered", "a1_l0", "a1_dead_frac", "a1_ultralow_frac", "loss_recovered_by_size"):
         assert key in summary
@@ -44,13 +44,52 @@ def test_smoke_pipeline_produces_every_output(smoke_runs):
 
 
 def test_smoke_pipeline_is_deterministic(smoke_runs):
-    first, second = smoke_runs
-    a, b = lock_hashes(first), lock_hashes(second)
+    a, b = smoke_runs[2], smoke_runs[3]
     assert a and a == b, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
 
 
 def test_smoke_metrics_match_the_golden_baseline(smoke_runs):
-    root, _ = smoke_runs
+    root = smoke_runs[0]
     baseline = json.loads(regression.BASELINE.read_text())
     rows = regression.compare(baseline, regression.collect(root))
     assert not rows, "\n" + regression.format_table(rows)
+
+
+def dvc(root, *args) -> str:
+    done = subprocess.run(["dvc", *args], cwd=root, env=regression.venv_env(), capture_output=True, text=True)
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def git(root, *args) -> None:
+    env = {**regression.venv_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
+    subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+
+
+def test_branch_comparison_worked_example(smoke_runs):
+    """The README's worked example on the smoke profile: branch, change λ, repro, diff; then an experiment."""
+    root = smoke_runs[1]
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "smoke run")
+    git(root, "branch", "-M", "main")
+    git(root, "checkout", "-qb", "higher-l1")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["sae_runs"]["A_256_l1high"]["l1"] = 0.016
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(root, "repro", "-q")
+
+    pdiff = json.loads(dvc(root, "params", "diff", "main", "--json"))
+    assert pdiff["params.yaml"]["sae_runs.A_256_l1high.l1"] == {"old": 0.008, "new": 0.016}
+    mdiff = json.loads(dvc(root, "metrics", "diff", "main", "--json"))
+    moved = mdiff["metrics/sae/A_256_l1high.json"]
+    assert moved["l1_coeff"]["new"] == 0.016 and moved["l0"]["diff"] < 0  # a higher λ gives a sparser code
+    assert "metrics/sae/A_256.json" not in mdiff  # the other dictionaries are untouched (cached)
+    plots = dvc(root, "plots", "diff", "main", "--json")
+    assert "plots/density/A_256_l1high.csv" in plots
+
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "higher l1")
+    dvc(root, "exp", "run", "-q", "-S", "sae_runs.A_256_l1high.l1=0.002")
+    shown = dvc(root, "exp", "show", "--json")
+    assert "0.002" in shown

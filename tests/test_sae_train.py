@@ -47,7 +47,8 @@ def test_train_writes_outputs(tmp_path):
                  "train_stats.json"):
         assert (tmp_path / name).exists(), name
     assert not (tmp_path / CHECKPOINT_FILE).exists()  # removed once the outputs are written
-    assert json.loads((tmp_path / "train_stats.json").read_text()) == stats
+    written = json.loads((tmp_path / "train_stats.json").read_text())
+    assert written == {k: v for k, v in stats.items() if k not in ("samples_per_s", "wall_time_s")}
     assert stats["steps"] == 40 and np.isfinite(stats["mse"]) and stats["samples_per_s"] > 0
     assert stats["epochs"] == pytest.approx(40 * 64 / 1000)  # wrapped around the 1000-point store
     resampling = json.loads((tmp_path / "resampling.json").read_text())

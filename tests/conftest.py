@@ -1,0 +1,22 @@
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads and lose a lot when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _timings_in_tmp(tmp_path_factory):
+    """write_json puts wall-clock numbers in utils.TIMINGS_DIR; keep the tests' out of the repo's logs/."""
+    from monosemantic import utils
+
+    saved = utils.TIMINGS_DIR
+    utils.TIMINGS_DIR = tmp_path_factory.mktemp("timings")
+    yield
+    utils.TIMINGS_DIR = saved
