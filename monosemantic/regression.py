@@ -157,7 +157,7 @@ def reproduce(dest: Path, profile: str = PROFILE) -> float:
     """Scratch copy + `dvc repro`; returns the wall time of the reproduction in seconds."""
     scratch_copy(dest, profile)
     if not (dest / "data").exists():
-        subprocess.run(["dvc", "pull", "-q"], cwd=dest, check=True, env=venv_env())
+        subprocess.run(["dvc", "pull", "-q", "data.dvc"], cwd=dest, check=True, env=venv_env())
     t0 = time.perf_counter()
     subprocess.run(["dvc", "repro", "-q"], cwd=dest, check=True, env=venv_env())
     return time.perf_counter() - t0
