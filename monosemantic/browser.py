@@ -669,7 +669,6 @@ def load_inputs(root: str | Path, name: str, params, cfg, log: Callable[[str], N
     from .model import Transformer
     from .sae import SparseAutoencoder
     from .store import ActivationStore
-    from .tokenizer import load_stream
 
     root = Path(root)
     run = params.sae_runs[name]

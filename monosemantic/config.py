@@ -462,3 +462,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     return params_from_dict(data, str(path))
+
+
+def stage_params(path: str | Path = "params.yaml") -> Params:
+    """load_params for a stage script: an invalid params file ends the process with its one message."""
+    from .utils import fail
+
+    try:
+        return load_params(path)
+    except ConfigError as e:
+        fail(str(e))

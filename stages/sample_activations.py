@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monosemantic.activations import SamplingError, sample_activations  # noqa: E402
-from monosemantic.config import ConfigError, load_params  # noqa: E402
+from monosemantic.config import stage_params  # noqa: E402
 from monosemantic.model import Transformer  # noqa: E402
 from monosemantic.store import sha256_file  # noqa: E402
 from monosemantic.tokenizer import TokenizerError, load_stream  # noqa: E402
@@ -28,10 +28,7 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    try:
-        params = load_params(args.params)
-    except ConfigError as e:
-        fail(str(e))
+    params = stage_params(args.params)
     models = [*params.transformer.seeds, "random"]
     if args.model not in models:
         fail(f"model {args.model!r} is not one of {', '.join(models)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monosemantic.config import ConfigError, load_params  # noqa: E402
+from monosemantic.config import stage_params  # noqa: E402
 from monosemantic.lm import TrainingError, model_metrics, shuffle_weights  # noqa: E402
 from monosemantic.model import Transformer  # noqa: E402
 from monosemantic.tokenizer import TokenizerError, load_stream  # noqa: E402
@@ -26,10 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    try:
-        params = load_params(args.params)
-    except ConfigError as e:
-        fail(str(e))
+    params = stage_params(args.params)
     cfg = params.transformer
     source = "A" if "A" in cfg.seeds else next(iter(cfg.seeds))
     try:

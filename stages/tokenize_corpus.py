@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monosemantic.config import ConfigError, load_params  # noqa: E402
+from monosemantic.config import stage_params  # noqa: E402
 from monosemantic.corpus import CorpusError  # noqa: E402
 from monosemantic.tokenizer import (TokenizerError, save_tokenizer, tokenize_split, token_metrics,  # noqa: E402
                                     train_tokenizer, training_texts)
@@ -28,10 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    try:
-        params = load_params(args.params)
-    except ConfigError as e:
-        fail(str(e))
+    params = stage_params(args.params)
     cfg, data_dir = params.tokenizer, params.corpus.data_dir
     try:
         t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monosemantic.config import ConfigError, load_params  # noqa: E402
+from monosemantic.config import stage_params  # noqa: E402
 from monosemantic.lm import TrainingError, model_metrics, train  # noqa: E402
 from monosemantic.model import ModelConfig  # noqa: E402
 from monosemantic.tokenizer import TokenizerError, load_stream, load_tokenizer  # noqa: E402
@@ -28,10 +28,7 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    try:
-        params = load_params(args.params)
-    except ConfigError as e:
-        fail(str(e))
+    params = stage_params(args.params)
     cfg = params.transformer
     if args.model not in cfg.seeds:
         fail(f"model {args.model!r} is not in transformer.seeds ({', '.join(cfg.seeds)})")
