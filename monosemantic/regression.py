@@ -140,11 +140,16 @@ def scratch_copy(dest: Path, profile: str = PROFILE) -> Path:
     if (ROOT / "data").exists():
         shutil.copytree(ROOT / "data", dest / "data", dirs_exist_ok=True)
     shutil.copy2(ROOT / profile, dest / "params.yaml")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@localhost",
-           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@localhost"}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "scratch"]):
-        subprocess.run(cmd, cwd=dest, check=True, env=env, capture_output=True)
+        subprocess.run(cmd, cwd=dest, check=True, env=git_env(), capture_output=True)
     return dest
+
+
+def git_env() -> dict[str, str]:
+    """venv_env() plus a committer identity, so scratch repositories can commit on any machine."""
+    who = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@localhost"}
+    return {**venv_env(), **who, "GIT_COMMITTER_NAME": who["GIT_AUTHOR_NAME"],
+            "GIT_COMMITTER_EMAIL": who["GIT_AUTHOR_EMAIL"]}
 
 
 def venv_env() -> dict[str, str]:

@@ -62,9 +62,7 @@ def dvc(root, *args) -> str:
 
 
 def git(root, *args) -> None:
-    env = {**regression.venv_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
-    subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    subprocess.run(["git", *args], cwd=root, env=regression.git_env(), check=True, capture_output=True)
 
 
 def test_branch_comparison_worked_example(smoke_runs):
