@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,15 +30,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from monosemantic.config import load_params  # noqa: E402
 from monosemantic.sae_train import train_sae  # noqa: E402
-from monosemantic.store import ActivationStore  # noqa: E402
+from monosemantic.store import ActivationStore, sha256_file  # noqa: E402
 from monosemantic.utils import seed_everything  # noqa: E402
 from sae_speed import loadavg, machine_info, machine_slug  # noqa: E402
 
 WEIGHTS = "sae_weights.safetensors"
-
-
-def sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
 def time_run(params, name: str, path: str, out_dir: Path) -> dict:
@@ -54,13 +48,13 @@ def time_run(params, name: str, path: str, out_dir: Path) -> dict:
                       metadata={"run_name": name})
     wall = time.perf_counter() - t0
     committed = ROOT / "artifacts" / "sae" / name / WEIGHTS
-    same = sha256(out_dir / WEIGHTS) == sha256(committed) if committed.exists() else None
+    same = sha256_file(out_dir / WEIGHTS) == sha256_file(committed) if committed.exists() else None
     return {"run": name, "path": path, "n_features": run.n_features, "l1": run.l1, "wall_s": round(wall, 1),
             "samples_per_s": round(cfg.steps * cfg.batch_size / wall), "mse": stats["mse"], "l0": stats["l0"],
             "dead": stats["dead"], "n_resampled": stats["n_resampled"], "weights_equal_committed": same}
 
 
-def table(rows: list[dict], paths: list[str]) -> str:
+def table(rows: list[dict], paths: list[str], totals: dict[str, float]) -> str:
     by = {(r["run"], r["path"]): r for r in rows}
     runs = list(dict.fromkeys(r["run"] for r in rows))
     head = ["run", "features"] + [f"{p} (s)" for p in paths]
@@ -68,11 +62,9 @@ def table(rows: list[dict], paths: list[str]) -> str:
         head.append(f"{paths[1]} / {paths[0]}")
     head += [f"{p}: mse / L0 / dead" for p in paths]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    totals = {p: 0.0 for p in paths}
     for name in runs:
         cells = [name, f"{by[(name, paths[0])]['n_features']:,}"]
         for p in paths:
-            totals[p] += by[(name, p)]["wall_s"]
             cells.append(f"{by[(name, p)]['wall_s']:.0f}")
         if len(paths) == 2:
             cells.append(f"{by[(name, paths[1])]['wall_s'] / by[(name, paths[0])]['wall_s']:.2f}×")
@@ -117,7 +109,7 @@ def main(argv=None) -> int:
 
     print(f"\nMachine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
           f"{info['torch_threads']} threads. Load average {res['load_start']} at start, {res['load_end']} at end.\n")
-    print(table(res["rows"], args.paths))
+    print(table(res["rows"], args.paths, res["totals_s"]))
     out = args.out or ROOT / "benchmarks" / "results" / f"sweep-{machine_slug(info)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
