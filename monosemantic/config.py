@@ -25,6 +25,12 @@ class ConfigError(ValueError):
     """Raised for an invalid params file; the message lists every problem found."""
 
 
+def not_positive(section: str, cfg: Any, names: tuple[str, ...]) -> list[str]:
+    """One message per field of cfg named in `names` whose value is not > 0."""
+    return [f"{section}.{name}: must be positive, got {getattr(cfg, name)}" for name in names
+            if getattr(cfg, name) <= 0]
+
+
 # --------------------------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------------------------
@@ -51,8 +57,7 @@ class TokenizerConfig:
             errs.append("tokenizer.max_documents: must be >= 0 (0 means all documents)")
         if not 300 <= self.vocab_size <= 65535:
             errs.append(f"tokenizer.vocab_size: {self.vocab_size} must be in [300, 65535] (uint16 token ids)")
-        if self.train_chars <= 0:
-            errs.append("tokenizer.train_chars: must be positive")
+        errs += not_positive("tokenizer", self, ("train_chars",))
         if self.min_frequency < 1:
             errs.append("tokenizer.min_frequency: must be >= 1")
         return errs
@@ -81,15 +86,10 @@ class TransformerConfig:
     shuffle_seed: int = 3  # the random-transformer baseline: A's weights, each matrix permuted
 
     def check(self) -> list[str]:
-        errs = []
-        for name in ("d_model", "d_mlp", "n_heads", "n_ctx", "batch_size", "steps", "eval_every",
-                     "eval_batches", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                errs.append(f"transformer.{name}: must be positive, got {getattr(self, name)}")
+        errs = not_positive("transformer", self, ("d_model", "d_mlp", "n_heads", "n_ctx", "batch_size", "steps",
+                                                  "eval_every", "eval_batches", "checkpoint_every", "lr"))
         if self.n_heads > 0 and self.d_model % self.n_heads:
             errs.append(f"transformer.n_heads: {self.n_heads} must divide d_model {self.d_model}")
-        if self.lr <= 0:
-            errs.append("transformer.lr: must be positive")
         if not 0 <= self.warmup_steps < max(self.steps, 1):
             errs.append("transformer.warmup_steps: must be in [0, steps)")
         if not 0 <= self.min_lr_frac <= 1:
@@ -116,10 +116,8 @@ class ActivationsConfig:
     seed: int = 4
 
     def check(self) -> list[str]:
-        errs = []
-        for name in ("n_points", "tokens_per_context", "val_points", "shard_points", "batch_contexts"):
-            if getattr(self, name) <= 0:
-                errs.append(f"activations.{name}: must be positive, got {getattr(self, name)}")
+        errs = not_positive("activations", self,
+                            ("n_points", "tokens_per_context", "val_points", "shard_points", "batch_contexts"))
         if self.dtype not in ("float16", "bfloat16", "float32"):
             errs.append(f"activations.dtype: {self.dtype!r} not one of float16, bfloat16, float32")
         return errs
@@ -138,13 +136,7 @@ class ResampleConfig:
         errs = []
         if any(s <= 0 for s in self.steps) or list(self.steps) != sorted(set(self.steps)):
             errs.append(f"sae.resample.steps: must be positive and strictly increasing, got {list(self.steps)}")
-        if self.dead_window <= 0:
-            errs.append("sae.resample.dead_window: must be positive")
-        if self.n_inputs <= 0:
-            errs.append("sae.resample.n_inputs: must be positive")
-        if self.encoder_scale <= 0:
-            errs.append("sae.resample.encoder_scale: must be positive")
-        return errs
+        return errs + not_positive("sae.resample", self, ("dead_window", "n_inputs", "encoder_scale"))
 
 
 @dataclass(frozen=True)
@@ -163,12 +155,8 @@ class SAEConfig:
     resample: ResampleConfig = field(default_factory=ResampleConfig)
 
     def check(self) -> list[str]:
-        errs = []
-        for name in ("batch_size", "steps", "geometric_median_points", "log_every", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                errs.append(f"sae.{name}: must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            errs.append("sae.lr: must be positive")
+        errs = not_positive("sae", self, ("batch_size", "steps", "geometric_median_points", "log_every",
+                                          "checkpoint_every", "lr"))
         if not all(0 <= b < 1 for b in self.betas):
             errs.append("sae.betas: each must be in [0, 1)")
         if self.fast_path not in ("auto", "sparse", "dense"):
@@ -206,8 +194,7 @@ class EvaluateConfig:
 
     def check(self) -> list[str]:
         errs = []
-        if self.loss_contexts <= 0:
-            errs.append("evaluate.loss_contexts: must be positive")
+        errs += not_positive("evaluate", self, ("loss_contexts",))
         if not 0 < self.ultralow_density < self.dense_density < 1:
             errs.append("evaluate: need 0 < ultralow_density < dense_density < 1")
         return errs
@@ -232,10 +219,7 @@ class ToyConfig:
     threads: int = 1  # torch threads while training (tiny matrices: more threads only add overhead)
 
     def check(self) -> list[str]:
-        errs = []
-        for name in ("n_true", "d", "n_points", "steps", "batch_size", "threads"):
-            if getattr(self, name) <= 0:
-                errs.append(f"analysis.toy.{name}: must be positive")
+        errs = not_positive("analysis.toy", self, ("n_true", "d", "n_points", "steps", "batch_size", "threads"))
         if not 0 < self.mean_active < self.n_true:
             errs.append("analysis.toy.mean_active: must be in (0, n_true)")
         if not self.sizes or any(s <= 0 for s in self.sizes):
@@ -277,11 +261,9 @@ class AnalysisConfig:
     toy: ToyConfig = field(default_factory=ToyConfig)
 
     def check(self) -> list[str]:
-        errs = []
-        for name in ("max_points", "batch_size", "top_k", "ablation_window", "base64_min_active",
-                     "umap_n_neighbors", "umap_epochs", "universality_min_active"):
-            if getattr(self, name) <= 0:
-                errs.append(f"analysis.{name}: must be positive")
+        errs = not_positive("analysis", self, ("max_points", "batch_size", "top_k", "ablation_window",
+                                               "base64_min_active", "umap_n_neighbors", "umap_epochs",
+                                               "universality_min_active"))
         if not 0 < self.base64_min_specificity <= 1:
             errs.append("analysis.base64_min_specificity: must be in (0, 1]")
         if len(self.splitting_runs) < 2:
@@ -313,11 +295,8 @@ class BrowserConfig:
     seed: int = 0  # interval sampling
 
     def check(self) -> list[str]:
-        errs = []
-        for name in ("max_points", "universality_points", "batch_size", "top_examples", "hist_bins",
-                     "top_logits", "chunk_features", "threads"):
-            if getattr(self, name) <= 0:
-                errs.append(f"browser.{name}: must be positive, got {getattr(self, name)}")
+        errs = not_positive("browser", self, ("max_points", "universality_points", "batch_size", "top_examples",
+                                              "hist_bins", "top_logits", "chunk_features", "threads"))
         for name in ("n_intervals", "per_interval", "window_before", "window_after", "similar_per_run"):
             if getattr(self, name) < 0:
                 errs.append(f"browser.{name}: must be >= 0, got {getattr(self, name)}")
