@@ -477,8 +477,10 @@ def main(argv=None) -> int:
         print(json.dumps(res["transformer"]), flush=True)
 
     res["loadavg_end"] = loadavg()
-    out = args.out or ROOT / "benchmarks" / "results" / (machine_slug(res["machine"]) + ("-quick" if quick else "")
-                                                          + ".json")
+    # "sae_speed-" prefix: benchmarks/results/<machine>.json is now speed.py's (earlier runs of this script, e.g.
+    # intel-xeon-2c.json, were written without the prefix)
+    name = "sae_speed-" + machine_slug(res["machine"]) + ("-quick" if quick else "") + ".json"
+    out = args.out or ROOT / "benchmarks" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     res["markdown"] = markdown(res)
     out.write_text(json.dumps(res, indent=1) + "\n")

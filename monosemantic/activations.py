@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .mix import context_quotas, context_subsets, mix_shares
 from .model import Transformer
 from .store import DTYPES, save_shard, to_storage, write_index, write_manifest
 from .tokenizer import TokenStream
@@ -86,14 +87,42 @@ def plan(n_tokens: int, n_ctx: int, n_points: int, k: int) -> tuple[int, int, in
 
 
 def context_schedule(available: int, needed: int, seed: int, split: str):
-    """Yield (context ids, pass) chunks in sampling order: pass e is a fresh seeded permutation."""
+    """Yield (context ids, pass of each) chunks in sampling order: pass e is a fresh seeded permutation."""
     e = 0
     while needed > 0:
         perm = np.random.default_rng(_seed(seed, split, CONTEXT_ORDER, e)).permutation(available)
         take = perm[:needed]
-        yield take, e
+        yield take, np.full(len(take), e, dtype=np.int64)
         needed -= len(take)
         e += 1
+
+
+def mixed_context_schedule(subset_of: np.ndarray, quotas: dict[int, int], n_ctx: int, k: int, seed: int,
+                           split: str):
+    """The mix's schedule (mix.py): quotas[c] contexts of subset code c, each subset visited in its own seeded
+    order without replacement (cycling with fresh positions when its quota exceeds its contexts, as above),
+    then all of them interleaved by one seeded permutation. Yields one (context ids, passes) chunk."""
+    ids, passes = [], []
+    for c, need in sorted(quotas.items()):
+        pool = np.flatnonzero(subset_of == c)
+        if need == 0:
+            continue
+        n_pass = math.ceil(need / max(len(pool), 1))
+        if len(pool) == 0 or n_pass > n_ctx // k:
+            raise SamplingError(
+                f"the mix asks for {need:,} contexts of subset code {c} but the {split} stream has {len(pool):,}; "
+                f"even with {n_ctx // k} passes of fresh positions that is too few: lower its share or n_points")
+        e = 0
+        while need > 0:
+            perm = pool[np.random.default_rng(_seed(seed, split, CONTEXT_ORDER, e, c + 1)).permutation(len(pool))]
+            take = perm[:need]
+            ids.append(take)
+            passes.append(np.full(len(take), e, dtype=np.int64))
+            need -= len(take)
+            e += 1
+    ids, passes = np.concatenate(ids), np.concatenate(passes)
+    order = np.random.default_rng(_seed(seed, split, CONTEXT_ORDER, 1 << 20)).permutation(len(ids))
+    yield ids[order], passes[order]
 
 
 class _BucketFiles:
@@ -132,11 +161,13 @@ class _BucketFiles:
 def sample_activations(model: Transformer, stream: TokenStream, out_dir: str | Path, *, n_points: int, k: int,
                        shard_points: int, dtype: str, batch_contexts: int, seed: int, split: str,
                        device: torch.device | str = "cpu", progress: bool = True,
-                       manifest_extra: dict | None = None) -> dict:
+                       manifest_extra: dict | None = None, mix: dict[str, float] | None = None,
+                       precision: str = "fp32") -> dict:
     """Sample `n_points` activations of `model` on `stream` into the store `out_dir`; returns timing info.
 
     The store is built in a hidden staging folder next to out_dir and moved into place at the end, so an
-    interrupted run never leaves a half-written store behind."""
+    interrupted run never leaves a half-written store behind. `mix` (mix.py) re-weights the subsets the contexts
+    are drawn from; `precision` is the forward pass's ("fp32" or "bf16", see utils.autocast)."""
     device = torch.device(device)
     if split not in SPLIT_IDS:
         raise ValueError(f"split must be one of {tuple(SPLIT_IDS)}")
@@ -165,15 +196,23 @@ def sample_activations(model: Transformer, stream: TokenStream, out_dir: str | P
                mininterval=2)
     t0 = time.perf_counter()
     done, ctx_tokens = 0, 0
-    for ctx_ids, e in context_schedule(available, needed, seed, split):
+    if mix:
+        shares = mix_shares(stream, mix)
+        quotas = {stream.subsets.index(s): q for s, q in context_quotas(needed, shares).items()}
+        schedule = mixed_context_schedule(context_subsets(stream, n_ctx, available), quotas, n_ctx, k, seed, split)
+    else:
+        schedule = context_schedule(available, needed, seed, split)
+    for ctx_ids, ctx_pass in schedule:
         for lo in range(0, len(ctx_ids), batch_contexts):
             ids = ctx_ids[lo:lo + batch_contexts]
+            e = ctx_pass[lo:lo + batch_contexts]
             starts = ids.astype(np.int64) * n_ctx
             win = starts[:, None] + np.arange(n_ctx)[None]
             toks = torch.from_numpy(stream.tokens[win].astype(np.int64)).to(device)
-            pos = position_order(ids, n_ctx, pos_key)[:, e * k:(e + 1) * k]  # (B, k)
+            cols = e[:, None] * k + np.arange(k)[None]
+            pos = np.take_along_axis(position_order(ids, n_ctx, pos_key), cols, axis=1)  # (B, k)
             take = min(len(ids) * k, n_points - done)
-            with torch.no_grad(), autocast(device):
+            with torch.no_grad(), autocast(device, precision):
                 acts = model.mlp_acts(toks, torch.from_numpy(pos).to(device))  # (B, k, d)
             rows = acts.reshape(-1, d)[:take]
             data = to_storage(rows.float().cpu(), dtype)
@@ -224,7 +263,7 @@ def sample_activations(model: Transformer, stream: TokenStream, out_dir: str | P
     shutil.rmtree(stage / "buckets")
     write_manifest(stage, shards, d, dtype, split=split, seed=seed, tokens_per_context=k, n_ctx=n_ctx,
                    contexts=needed, contexts_available=available, passes=passes,
-                   stream_tokens=len(stream), **(manifest_extra or {}))
+                   stream_tokens=len(stream), **({"mix": dict(mix)} if mix else {}), **(manifest_extra or {}))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     stage.rename(out_dir)

@@ -84,6 +84,8 @@ class TransformerConfig:
     checkpoint_every: int = 500
     seeds: dict[str, int] = field(default_factory=lambda: {"A": 1, "B": 2})
     shuffle_seed: int = 3  # the random-transformer baseline: A's weights, each matrix permuted
+    # share of the drawn training contexts per named subset (mix.py); the others share the rest by size; {}: natural
+    mix: dict[str, float] = field(default_factory=dict)
 
     def check(self) -> list[str]:
         errs = not_positive("transformer", self, ("d_model", "d_mlp", "n_heads", "n_ctx", "batch_size", "steps",
@@ -100,6 +102,11 @@ class TransformerConfig:
             errs.append("transformer.seeds: name at least one model, e.g. {A: 1, B: 2}")
         if "random" in self.seeds:
             errs.append("transformer.seeds: 'random' is reserved for the shuffled-weights baseline")
+        bad = {k: v for k, v in self.mix.items() if not 0 <= v <= 1}
+        if bad:
+            errs.append(f"transformer.mix: shares must be in [0, 1], got {bad}")
+        elif sum(self.mix.values()) > 1 + 1e-9:
+            errs.append(f"transformer.mix: shares sum to {sum(self.mix.values()):.4g} > 1")
         return errs
 
 
@@ -114,12 +121,21 @@ class ActivationsConfig:
     dtype: str = "float16"  # float16 | bfloat16 | float32
     batch_contexts: int = 64  # contexts per forward pass
     seed: int = 4
+    # stored: the SAE reads the shuffled store (fastest when the points fit on disk); streamed: the SAE stage
+    # runs the transformer on the fly (monosemantic/streaming.py), shuffling blocks of shuffle_buffer points
+    mode: str = "stored"
+    shuffle_buffer: int = 262_144  # points per shuffle block in streamed mode (a multiple of tokens_per_context)
 
     def check(self) -> list[str]:
-        errs = not_positive("activations", self,
-                            ("n_points", "tokens_per_context", "val_points", "shard_points", "batch_contexts"))
+        errs = not_positive("activations", self, ("n_points", "tokens_per_context", "val_points", "shard_points",
+                                                  "batch_contexts", "shuffle_buffer"))
         if self.dtype not in ("float16", "bfloat16", "float32"):
             errs.append(f"activations.dtype: {self.dtype!r} not one of float16, bfloat16, float32")
+        if self.mode not in ("stored", "streamed"):
+            errs.append(f"activations.mode: {self.mode!r} not one of stored, streamed")
+        if self.tokens_per_context > 0 and self.shuffle_buffer % self.tokens_per_context:
+            errs.append(f"activations.shuffle_buffer: {self.shuffle_buffer} must be a multiple of "
+                        f"tokens_per_context {self.tokens_per_context} (whole contexts per block)")
         return errs
 
 
@@ -152,6 +168,10 @@ class SAEConfig:
     checkpoint_every: int = 500
     seed: int = 5
     fast_path: str = "auto"  # auto | sparse | dense
+    # off | bf16 | auto: find the CSR path's active entries with a bf16 product and an error bound (sae.EncoderScreen;
+    # same active set, values in another fp32 summation order, so not bitwise the off path); auto: bf16 where the CPU
+    # has native bf16 matrix instructions
+    encoder_screen: str = "off"
     resample: ResampleConfig = field(default_factory=ResampleConfig)
 
     def check(self) -> list[str]:
@@ -161,6 +181,8 @@ class SAEConfig:
             errs.append("sae.betas: each must be in [0, 1)")
         if self.fast_path not in ("auto", "sparse", "dense"):
             errs.append(f"sae.fast_path: {self.fast_path!r} not one of auto, sparse, dense")
+        if self.encoder_screen not in ("off", "bf16", "auto"):
+            errs.append(f"sae.encoder_screen: {self.encoder_screen!r} not one of off, bf16, auto")
         if self.resample.steps and self.resample.steps[-1] >= self.steps:
             errs.append(f"sae.resample.steps: {self.resample.steps[-1]} is beyond training ({self.steps} steps)")
         return errs + self.resample.check()
@@ -272,6 +294,47 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class InterpretabilityConfig:
+    """LLM-free interpretability scores (paper Figs. 7, 8; monosemantic/interpretability.py): for a seeded
+    sample of units of analysis.run (features), analysis.model (neurons) and analysis.random_run."""
+
+    n_units: int = 200  # units per group, drawn (seeded) among those firing >= min_active times in both splits
+    explain_points: int = 100_000  # first points of the TRAIN store: all the explainer sees
+    score_points: int = 100_000  # first points of the VAL store: the held-out scoring data
+    top_examples: int = 20  # top examples (explanation candidates; also the top part of the held-out mix)
+    max_keys: int = 10  # (token, subset) pairs kept in an explanation
+    n_intervals: int = 4  # equal-width activation intervals of (0, max] in the held-out mix
+    per_interval: int = 5  # held-out examples drawn from each interval
+    n_random: int = 50  # uniform random held-out examples
+    min_active: int = 10  # firings needed in each split for a unit to be sampled
+    single_token_share: float = 0.9  # a unit is single-token when its top token has this share of its mass
+    logit_k: int = 10  # promoted tokens (and as many random ones) in the logit-side test
+    successor_tokens: int = 5_000_000  # train-stream tokens for the bigram statistics of the logit predictor
+    spotcheck_units: int = 10  # features and as many neurons in the blinded hand spot-check
+    # Feature automata (paper Fig. 11; monosemantic/automata.py), features of analysis.run on whole val contexts
+    automata_contexts: int = 64  # validation contexts (n_ctx consecutive tokens each) run through the model
+    automata_min_count: int = 5  # co-firings needed for an edge i -> j
+    automata_min_lift: float = 5.0  # lift and logit support needed for an edge
+    automata_max: int = 4  # strongest self-loops and as many two-state cycles reported
+    automata_pinned: int = 64  # sampled continuations per edge with the source feature pinned high
+    seed: int = 0
+    threads: int = 2  # torch CPU threads
+
+    def check(self) -> list[str]:
+        errs = not_positive("interpretability", self, ("n_units", "explain_points", "score_points", "top_examples",
+                                                       "max_keys", "n_intervals", "min_active", "logit_k",
+                                                       "successor_tokens", "threads", "automata_contexts",
+                                                       "automata_min_count", "automata_min_lift", "automata_max",
+                                                       "automata_pinned"))
+        for name in ("per_interval", "n_random", "spotcheck_units"):
+            if getattr(self, name) < 0:
+                errs.append(f"interpretability.{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.single_token_share <= 1:
+            errs.append(f"interpretability.single_token_share: must be in (0, 1], got {self.single_token_share}")
+        return errs
+
+
+@dataclass(frozen=True)
 class BrowserConfig:
     """What the static feature browser (the paper's A/1 interface) shows, and how much of it."""
 
@@ -306,8 +369,36 @@ class BrowserConfig:
 
 
 @dataclass(frozen=True)
+class SuperpositionArm:
+    """One arm of the dose-response experiment (superposition.py): a training mix (mix.py) and multipliers of
+    the transformer's steps and of the dictionary's training points."""
+
+    mix: dict[str, float]
+    tokens_mult: int = 1
+    sae_points_mult: int = 1
+
+    def check(self) -> list[str]:
+        errs = []
+        if self.tokens_mult < 1 or self.sae_points_mult < 1:
+            errs.append("tokens_mult and sae_points_mult must be >= 1")
+        if any(not 0 <= v <= 1 for v in self.mix.values()) or sum(self.mix.values()) > 1 + 1e-9:
+            errs.append(f"mix: shares must be in [0, 1] and sum to <= 1, got {self.mix}")
+        return errs
+
+
+@dataclass(frozen=True)
+class SuperpositionConfig:
+    """The dose-response experiment: arms trained like `model` (its seed) with the recipe of SAE run `run`."""
+
+    model: str = "A"
+    run: str = "A_4096"
+    arms: dict[str, SuperpositionArm] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Params:
-    device: str = "auto"  # auto: a GPU when present (bf16 autocast there), else CPU in exact fp32
+    device: str = "auto"  # auto: a GPU when present, else CPU
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 on a GPU or a CPU with bf16 matrix units); utils.autocast
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
@@ -317,11 +408,15 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
+    interpretability: InterpretabilityConfig = field(default_factory=InterpretabilityConfig)
+    superposition: SuperpositionConfig = field(default_factory=SuperpositionConfig)
 
     def check(self) -> list[str]:
         errs = []
         if self.device not in ("auto", "cpu", "cuda"):
             errs.append(f"device: {self.device!r} not one of auto, cpu, cuda")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            errs.append(f"precision: {self.precision!r} not one of auto, fp32, bf16")
         models = set(self.transformer.seeds) | {"random"}
         for name, run in self.sae_runs.items():
             errs += [f"sae_runs.{name}.{e}" for e in run.check()]
@@ -329,6 +424,9 @@ class Params:
                 errs.append(f"sae_runs.{name}.model: {run.model!r} is not a trained model ({sorted(models)})")
         if self.sae_runs and self.evaluate.headline_run not in self.sae_runs:
             errs.append(f"evaluate.headline_run: {self.evaluate.headline_run!r} is not in sae_runs")
+        if self.sae.batch_size > self.activations.n_points:
+            errs.append(f"sae.batch_size: {self.sae.batch_size} exceeds the {self.activations.n_points} points of "
+                        "the activation store (activations.n_points)")
         if self.sae_runs:
             a = self.analysis
             for name in (a.run, a.compare_run, a.random_run, *a.splitting_runs):
@@ -342,8 +440,15 @@ class Params:
                     [r for r in b.split_runs if r != "auto"]:
                 if name not in self.sae_runs:
                     errs.append(f"browser: run {name!r} is not in sae_runs ({', '.join(self.sae_runs)})")
+        sp = self.superposition
+        for name, arm in sp.arms.items():
+            errs += [f"superposition.arms.{name}.{e}" for e in arm.check()]
+        if sp.arms and sp.run not in self.sae_runs:
+            errs.append(f"superposition.run: {sp.run!r} is not in sae_runs")
+        if sp.arms and sp.model not in self.transformer.seeds:
+            errs.append(f"superposition.model: {sp.model!r} is not in transformer.seeds")
         for section in (self.corpus, self.tokenizer, self.transformer, self.activations, self.sae, self.evaluate,
-                        self.analysis, self.browser):
+                        self.analysis, self.browser, self.interpretability):
             errs += section.check()
         return errs
 

@@ -4,7 +4,9 @@ Training: every step draws `batch_size` random windows of n_ctx + 1 tokens from 
 torch.Generator; window starts uniform over the stream, across document boundaries like GPT-2), AdamW with
 the configured betas / weight decay (decay on weight matrices and embeddings only), linear warmup then cosine
 decay to lr * min_lr_frac, gradient clipping. The model's seed fixes both its initialisation and its data
-order, so A and B differ only in their seed. bf16 autocast on a GPU, exact fp32 on the CPU.
+order, so A and B differ only in their seed. `precision` (params: precision) picks exact fp32 or bf16 autocast
+(matmuls in bf16, losses and optimizer state in fp32). With `transformer.mix` the windows are drawn by the mix
+(mix.py) instead of uniformly.
 
 Checkpoints (model, optimizer, step, RNG and data-generator state) are written atomically every
 checkpoint_every steps; a killed run restarts from the last one and ends with exactly the weights of an
@@ -31,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from .config import TransformerConfig
+from .mix import MixedStarts
 from .model import ModelConfig, Transformer, build_model
 from .tokenizer import TokenStream
 from .utils import atomic_path, autocast, truncate_live
@@ -55,12 +58,16 @@ DATA_STREAM = 1  # derived_seed(seed, DATA_STREAM) drives the training windows
 # --------------------------------------------------------------------------------------------
 
 
-def sample_batch(stream: TokenStream, batch_size: int, n_ctx: int, gen: torch.Generator) -> torch.Tensor:
-    """(batch_size, n_ctx + 1) int64 windows at uniform random starts."""
+def sample_batch(stream: TokenStream, batch_size: int, n_ctx: int, gen: torch.Generator,
+                 mixed: MixedStarts | None = None) -> torch.Tensor:
+    """(batch_size, n_ctx + 1) int64 windows at uniform random starts, or drawn by the mix (mix.MixedStarts)."""
     n = len(stream) - (n_ctx + 1)
     if n < 0:
         raise TrainingError(f"the train stream has {len(stream)} tokens, fewer than one context of {n_ctx + 1}")
-    starts = torch.randint(0, n + 1, (batch_size,), generator=gen).numpy()
+    if mixed is not None:
+        starts = mixed.sample(batch_size, gen)
+    else:
+        starts = torch.randint(0, n + 1, (batch_size,), generator=gen).numpy()
     idx = starts[:, None] + np.arange(n_ctx + 1)[None, :]
     return torch.from_numpy(stream.tokens[idx].astype(np.int64))
 
@@ -79,7 +86,7 @@ def eval_starts(n_tokens: int, length: int, n_contexts: int | None) -> np.ndarra
 
 @torch.no_grad()
 def eval_losses(model: Transformer, stream: TokenStream, starts: np.ndarray, batch_size: int,
-                device: torch.device, mlp_replacement=None) -> tuple[np.ndarray, np.ndarray]:
+                device: torch.device, mlp_replacement=None, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """Per-token losses of the windows (flattened, float64) and the subset code of each target token."""
     n_ctx = model.cfg.n_ctx
     losses, codes = [], []
@@ -88,7 +95,7 @@ def eval_losses(model: Transformer, stream: TokenStream, starts: np.ndarray, bat
         s = starts[i:i + batch_size]
         idx = s[:, None] + np.arange(n_ctx + 1)[None, :]
         toks = torch.from_numpy(stream.tokens[idx].astype(np.int64)).to(device)
-        with autocast(device):
+        with autocast(device, precision):
             loss = model.token_losses(toks, mlp_replacement)
         losses.append(loss.double().cpu().numpy().ravel())
         targets = idx[:, 1:].ravel()
@@ -131,8 +138,8 @@ def subset_report(losses: np.ndarray, codes: np.ndarray, val: TokenStream, targe
 
 
 def evaluate(model: Transformer, val: TokenStream, starts: np.ndarray, batch_size: int, device: torch.device,
-             unigram: dict[str, np.ndarray] | None = None) -> dict:
-    losses, codes = eval_losses(model, val, starts, batch_size, device)
+             unigram: dict[str, np.ndarray] | None = None, precision: str = "fp32") -> dict:
+    losses, codes = eval_losses(model, val, starts, batch_size, device, precision=precision)
     idx = starts[:, None] + np.arange(1, model.cfg.n_ctx + 1)[None, :]
     targets = np.asarray(val.tokens[idx.ravel()], dtype=np.int64)
     return subset_report(losses, codes, val, targets, unigram)
@@ -159,11 +166,14 @@ def make_optimizer(model: Transformer, cfg: TransformerConfig) -> torch.optim.Op
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, foreach=False)
 
 
-def fingerprint(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, stream: TokenStream) -> str:
-    """Identifies a training run: settings, seed and the train tokens (size + sampled content)."""
+def fingerprint(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, stream: TokenStream,
+                precision: str = "fp32") -> str:
+    """Identifies a training run: settings, seed, precision and the train tokens (size + sampled content)."""
     probe = np.asarray(stream.tokens[:: max(len(stream) // 4096, 1)], dtype=np.uint16).tobytes()
-    blob = json.dumps({"cfg": asdict(cfg), "model": asdict(model_cfg), "seed": seed, "n": len(stream)},
-                      sort_keys=True, default=str).encode() + probe
+    run = {"cfg": asdict(cfg), "model": asdict(model_cfg), "seed": seed, "n": len(stream)}
+    if precision != "fp32":  # fp32 fingerprints stay those of the runs made before the setting existed
+        run["precision"] = precision
+    blob = json.dumps(run, sort_keys=True, default=str).encode() + probe
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -222,14 +232,15 @@ class _Logger:
 def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_stream: TokenStream,
           val_stream: TokenStream, device: torch.device, ckpt_path: Path | None = None,
           live_dir: Path | None = None, progress: bool = True,
-          on_step: Callable[[int], None] | None = None) -> tuple[Transformer, dict]:
+          on_step: Callable[[int], None] | None = None, precision: str = "fp32") -> tuple[Transformer, dict]:
     """Train one transformer; returns (model, info) with tokens/s and the last validation loss.
 
     on_step(step) is called after each completed optimizer step (after any checkpoint of that step);
     tests raise from it to simulate a killed run.
     """
     torch.use_deterministic_algorithms(True, warn_only=True)
-    fp = fingerprint(cfg, model_cfg, seed, train_stream)
+    fp = fingerprint(cfg, model_cfg, seed, train_stream, precision)
+    mixed = MixedStarts(train_stream, cfg.mix, model_cfg.n_ctx + 1) if cfg.mix else None
     model = build_model(model_cfg, seed).to(device)
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(derived_seed(seed, DATA_STREAM))
@@ -247,15 +258,20 @@ def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_strea
     tok_per_step = cfg.batch_size * model_cfg.n_ctx
     bar = tqdm(total=cfg.steps, initial=step, desc="train transformer", disable=not progress, mininterval=2)
     t0, run_tokens, val_loss = time.perf_counter(), 0, float("nan")
-    loss_acc, n_acc = 0.0, 0
+    # the running mean of the train loss since the last log (restored on resume: curves equal an unbroken run's)
+    loss_acc, n_acc = (state.get("loss_acc", 0.0), state.get("n_acc", 0)) if state is not None else (0.0, 0)
     while step < cfg.steps:
         model.train()
-        batch = sample_batch(train_stream, cfg.batch_size, model_cfg.n_ctx, gen).to(device)
+        batch = sample_batch(train_stream, cfg.batch_size, model_cfg.n_ctx, gen, mixed).to(device)
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        with autocast(device):
+        with autocast(device, precision):
             loss = model.token_losses(batch).mean()
+        if not torch.isfinite(loss.detach()).item():  # stop before the update; the last checkpoint stays good
+            raise TrainingError(f"non-finite training loss ({loss.item()}) at step {step + 1}; stopped before the "
+                                "optimizer step (the last checkpoint is kept); lower transformer.lr or check the "
+                                "token streams")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -274,13 +290,14 @@ def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_strea
             bar.set_postfix(loss=f"{loss_acc / n_acc:.3f}", tok_s=f"{tps:,.0f}")
             loss_acc, n_acc = 0.0, 0
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            report = evaluate(model, val_stream, val_starts, cfg.batch_size, device)
+            report = evaluate(model, val_stream, val_starts, cfg.batch_size, device, precision=precision)
             val_loss = report["overall"]["loss"]
             log.log(step, {"val/loss": val_loss})
             bar.write(f"step {step}: val loss {val_loss:.4f}")
         if ckpt_path is not None and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             save_checkpoint(ckpt_path, model, opt, step, gen, fp,
-                            {"elapsed": elapsed + time.perf_counter() - t0, "tokens": tokens_done})
+                            {"elapsed": elapsed + time.perf_counter() - t0, "tokens": tokens_done,
+                             "loss_acc": loss_acc, "n_acc": n_acc})
         if on_step is not None:
             on_step(step)
     bar.close()
@@ -292,14 +309,14 @@ def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_strea
 
 
 def model_metrics(model: Transformer, train_stream: TokenStream, val_stream: TokenStream, cfg: TransformerConfig,
-                  device: torch.device, max_contexts: int | None = None) -> dict:
+                  device: torch.device, max_contexts: int | None = None, precision: str = "fp32") -> dict:
     """metrics/transformer/MODEL.json body: per-subset validation loss beside its unigram baseline.
 
     Evaluated on non-overlapping windows of n_ctx + 1 tokens spread evenly over the val stream (all of them
     unless max_contexts)."""
     starts = eval_starts(len(val_stream), model.cfg.n_ctx + 1, max_contexts)
     unigram = unigram_log_probs(train_stream, model.cfg.vocab_size)
-    report = evaluate(model, val_stream, starts, cfg.batch_size, device, unigram)
+    report = evaluate(model, val_stream, starts, cfg.batch_size, device, unigram, precision)
     return {"val_contexts": int(len(starts)), "subsets": report}
 
 

@@ -53,8 +53,25 @@ def density_classes(density: np.ndarray, ultralow: float, dense: float) -> dict[
     }
 
 
+class UndefinedMetricError(ValueError):
+    pass
+
+
 def frac_loss_recovered(loss_clean: float, loss_sae: float, loss_zero: float) -> float:
-    """(L_zero − L_sae) / (L_zero − L_clean): 1 for a perfect reconstruction, 0 for one no better than zeros."""
+    """(L_zero − L_sae) / (L_zero − L_clean): 1 for a perfect reconstruction, 0 for one no better than zeros.
+
+    Defined only when zero-ablating the MLP hurts (L_zero > L_clean); otherwise (e.g. the random transformer,
+    whose MLP makes the loss worse) the ratio has no meaning and `UndefinedMetricError` is raised.
+    """
+    values = (loss_clean, loss_sae, loss_zero)
+    if not all(np.isfinite(v) for v in values):
+        raise UndefinedMetricError(f"loss recovered: non-finite loss (clean {loss_clean}, sae {loss_sae}, "
+                                   f"zero {loss_zero})")
+    if not loss_zero > loss_clean:
+        raise UndefinedMetricError(
+            f"loss recovered is undefined: zero-ablating the MLP does not raise the loss (L_zero {loss_zero:.6g} "
+            f"<= L_clean {loss_clean:.6g}), so (L_zero - L_sae) / (L_zero - L_clean) has a non-positive "
+            "denominator")
     return (loss_zero - loss_sae) / (loss_zero - loss_clean)
 
 
@@ -130,20 +147,22 @@ def zero_ablation(acts: Tensor) -> Tensor:
 @torch.no_grad()
 def loss_recovered(model, sae, stream, n_contexts: int, batch_size: int, device) -> dict[str, float]:
     """Next-token loss on held-out contexts with the MLP activations clean, replaced by the SAE's
-    reconstruction, and zeroed; and the fraction of loss recovered."""
+    reconstruction, and zeroed; and the fraction of loss recovered (None, with the reason in
+    "frac_loss_recovered_undefined", when L_zero <= L_clean)."""
     from .lm import eval_losses, eval_starts
 
     starts = eval_starts(len(stream), model.cfg.n_ctx + 1, n_contexts)
     losses = {}
     for name, replacement in (("clean", None), ("sae", sae), ("zero", zero_ablation)):
         losses[name] = float(eval_losses(model, stream, starts, batch_size, device, replacement)[0].mean())
-    return {
-        "loss_clean": losses["clean"],
-        "loss_sae": losses["sae"],
-        "loss_zero": losses["zero"],
-        "frac_loss_recovered": frac_loss_recovered(losses["clean"], losses["sae"], losses["zero"]),
-        "loss_contexts": int(len(starts)),
-    }
+    out = {"loss_clean": losses["clean"], "loss_sae": losses["sae"], "loss_zero": losses["zero"]}
+    try:
+        out["frac_loss_recovered"] = frac_loss_recovered(losses["clean"], losses["sae"], losses["zero"])
+    except UndefinedMetricError as e:  # recorded as null with the reason, never as a meaningless number
+        out["frac_loss_recovered"] = None
+        out["frac_loss_recovered_undefined"] = str(e)
+    out["loss_contexts"] = int(len(starts))
+    return out
 
 
 def log10_density_histogram(density: np.ndarray, lo: float = -8.0, hi: float = 0.0, width: float = 0.25):
@@ -152,3 +171,41 @@ def log10_density_histogram(density: np.ndarray, lo: float = -8.0, hi: float = 0
     edges = np.arange(lo, hi + width / 2, width)
     counts, _ = np.histogram(np.clip(np.log10(alive), lo, hi), bins=edges)
     return edges, counts, int((density == 0).sum())
+
+
+def density_populations(density: np.ndarray, width: float = 0.25, min_gap: float = 1.0) -> dict:
+    """The paper's reading of the density histogram (Fig. 12): dead features, and the alive features split into
+    two populations at the valley of the log10-density histogram — the ultralow cluster and the main body.
+
+    Histogram of log10(density) of the alive features in bins of `width` decades; the two highest local maxima
+    at least `min_gap` decades apart are the two modes; the threshold is the lower edge of the middle bin of
+    the first stretch of emptiest bins between them. One mode only: no ultralow cluster (threshold None). The
+    threshold is only as fine as the evaluation: densities below 1/n_tokens read as dead."""
+    alive = np.log10(density[density > 0])
+    out = {"dead": int((density == 0).sum()), "alive": int(alive.size), "ultralow_cluster": 0,
+           "threshold_log10": None}
+    if alive.size < 2:
+        return out
+    lo = np.floor(alive.min() / width) * width
+    edges = np.arange(lo, alive.max() + width * 1.5, width)
+    counts, _ = np.histogram(alive, bins=edges)
+    padded = np.concatenate([[-1], counts, [-1]])
+    peaks = [i for i in range(len(counts)) if counts[i] > 0 and counts[i] >= padded[i] and counts[i] > padded[i + 2]]
+    peaks.sort(key=lambda i: (-counts[i], i))
+    if not peaks:
+        return out
+    first = peaks[0]
+    second = next((i for i in peaks[1:] if abs(i - first) * width >= min_gap), None)
+    if second is None:
+        return out
+    a, b = sorted((first, second))
+    between = counts[a + 1:b]
+    first_min = int(np.argmin(between))
+    run_end = first_min
+    while run_end + 1 < between.size and between[run_end + 1] == between[first_min]:
+        run_end += 1
+    valley = a + 1 + (first_min + run_end + 1) // 2  # the middle of the emptiest stretch
+    threshold = float(edges[valley])
+    out["ultralow_cluster"] = int((alive < threshold).sum())
+    out["threshold_log10"] = round(threshold, 4)
+    return out

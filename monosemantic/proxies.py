@@ -17,8 +17,9 @@ What exactly we compute (our choices where the paper gives no detail):
 * P(t | type) for Arabic and Hebrew script (natural languages, where a uniform character model would call
   the commonest words unlikely: ' ال' gets 1/257² under it but ~0.5% of all tokens) is the empirical
   distribution of the script's tokens: P(t | script) = count_t / Σ_{t' ∈ S} count_t' for t in S, the tokens
-  made only of characters of the script's Unicode block (Arabic U+0600–U+06FF, Hebrew U+0590–U+05FF) and
-  spaces, with at least one block character; 0 otherwise. The LLR is then the same for every script token,
+  made only of characters of the script's Unicode blocks (Arabic U+0600–U+06FF plus the Arabic Supplement
+  U+0750–U+077F, as in the paper; Hebrew U+0590–U+05FF) and spaces, with at least one block character; 0
+  otherwise. The LLR is then the same for every script token,
   log(N / N_S) (smoothed), minus the log-share of the script in the data: the proxy is an indicator of the
   script's tokens, scaled by how rare the script is.
 * Byte-level BPE splits rare multi-byte characters across tokens. A token that begins with continuation bytes
@@ -71,7 +72,8 @@ def _block(lo: int, hi: int) -> frozenset:
     return frozenset(chr(c) for c in range(lo, hi + 1))
 
 
-ARABIC_BLOCK = _block(0x0600, 0x06FF)
+# The paper's Arabic proxy uses the Arabic block and the Arabic Supplement block (U+0750-U+077F).
+ARABIC_BLOCK = _block(0x0600, 0x06FF) | _block(0x0750, 0x077F)
 HEBREW_BLOCK = _block(0x0590, 0x05FF)
 HYPOTHESES: dict[str, Hypothesis] = {
     "arabic": Hypothesis("arabic", ARABIC_BLOCK | {" "}, ARABIC_BLOCK, "script"),

@@ -4,20 +4,29 @@
     python -m monosemantic.regression accept    # run smoke, rewrite the baseline (a deliberate change of numbers)
     python -m monosemantic.regression compare DIR   # compare an already reproduced copy's metrics/ only
 
-The baseline is every number in every metrics/**/*.json file of the smoke run, flattened to "file:key.path".
-Each number has a tolerance chosen by the first matching rule in TOLERANCES (see the justification beside each
-rule); timings are ignored. A run on the same machine is bit-identical (the tests check that), so the
-tolerances only absorb floating-point differences between CPUs and BLAS builds, which training amplifies a
-little; they are far below the change a real code or parameter change produces.
+The baseline (tests/golden/smoke.json) holds {"platform": ..., "values": ...}: the platform that made it (CPU
+model and ISA flags, core count, torch / numpy / Python versions) and every number in every metrics/**/*.json
+file of the smoke run, flattened to "file:key.path", plus the sha256 of every trained weights file
+("artifacts/...safetensors:sha256", a fingerprint of the trained weights).
+
+* Integers (counts, steps, feature indices, resampling counts) always compare exactly.
+* On the platform that made the baseline a run is bit-identical (the pipeline test checks that), so every other
+  number must agree to 1e-9 (relative) and every weights fingerprint exactly.
+* On another platform, floats get the tolerance of the first matching rule in TOLERANCES (see the
+  justification beside each rule) and fingerprints are not compared; these tolerances only absorb
+  floating-point differences between CPUs and BLAS builds, which training amplifies a little.
+Timings are ignored everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import math
 import os
+import platform as _platform
 import shutil
 import subprocess
 import sys
@@ -45,7 +54,8 @@ class Tol:
 
 
 IGNORE = Tol(math.inf, 0, "timing: depends on the machine and its load")
-# First match wins. Patterns are fnmatch patterns over "file:key.path".
+# Floats on another platform only (integers are always exact; same platform: 1e-9). First match wins.
+# Patterns are fnmatch patterns over "file:key.path". The spreads are estimates, not measured across CPUs.
 TOLERANCES: list[tuple[str, Tol]] = [
     ("*tokens_per_s*", IGNORE), ("*samples_per_s*", IGNORE), ("*seconds*", IGNORE), ("*wall*", IGNORE),
     ("*time*", IGNORE),
@@ -61,11 +71,7 @@ TOLERANCES: list[tuple[str, Tol]] = [
     ("*mmcs*", Tol(0.02, 0, "mean max cosine similarity in [0, 1]")),
     ("*_frac", Tol(0.02, 0, "a fraction of features")),
     ("*share*", Tol(0.005, 0, "a share of tokens")),
-    ("*:dead", Tol(2, 0.05, "a count of features: a feature at the edge can flip; 2 or 5%")),
-    ("*:ultralow", Tol(2, 0.05, "a count of features: a feature at the edge can flip; 2 or 5%")),
-    ("*:dense", Tol(2, 0.05, "a count of features: a feature at the edge can flip; 2 or 5%")),
-    ("*base64_features_by_size*", Tol(2, 0.05, "a count of features by a threshold rule; 2 or 5%")),
-    ("*", Tol(0, 0.05, "any other number (MSE, L0, L1, indices): 5% relative")),
+    ("*", Tol(0, 0.05, "any other float (MSE, L0, L1): 5% relative; integers (counts, indices) are exact")),
 ]
 
 
@@ -76,43 +82,103 @@ def tolerance(key: str) -> Tol:
     raise AssertionError("the last rule matches everything")
 
 
-def flatten(obj, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
+EXACT_REL = 1e-9  # same platform: a bit-identical run; 1e-9 only absorbs the JSON round trip of a float
+FINGERPRINTS = ("artifacts/sae/*/sae_weights.safetensors", "artifacts/models/*/model.safetensors")
+
+
+def flatten(obj, prefix: str = "") -> dict[str, float | int]:
+    """Numbers of a nested JSON object keyed by their path; integers stay integers (compared exactly)."""
+    out: dict[str, float | int] = {}
     if isinstance(obj, dict):
         for k, v in obj.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             out.update(flatten(v, f"{prefix}[{i}]"))
-    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        out[prefix] = float(obj)
+    elif isinstance(obj, int) and not isinstance(obj, bool):
+        out[prefix] = int(obj)
+    elif isinstance(obj, float):
+        out[prefix] = obj
     return out
 
 
-def collect(root: Path) -> dict[str, float]:
-    """Every number of every metrics/**/*.json under root, keyed "relative/path.json:key.path"."""
-    values: dict[str, float] = {}
+def platform_info() -> dict[str, object]:
+    """What decides whether two runs can be bit-identical: CPU, its ISA, core count, library versions."""
+    import numpy
+    import torch
+
+    model, flags = _platform.processor(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", _platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = sorted(f for f in line.split(":", 1)[1].split()
+                               if f.startswith(("avx", "fma", "amx", "sse4")))
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "isa": flags, "machine": _platform.machine(), "cores": os.cpu_count(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "python": _platform.python_version()}
+
+
+def collect(root: Path) -> dict[str, float | int | str]:
+    """Every number of every metrics/**/*.json under root, keyed "relative/path.json:key.path", and the sha256
+    of every trained weights file, keyed "relative/path.safetensors:sha256"."""
+    values: dict[str, float | int | str] = {}
     for path in sorted((root / "metrics").rglob("*.json")):
         rel = path.relative_to(root).as_posix()
         for k, v in flatten(json.loads(path.read_text())).items():
             values[f"{rel}:{k}"] = v
+    for pattern in FINGERPRINTS:
+        for path in sorted(root.glob(pattern)):
+            values[f"{path.relative_to(root).as_posix()}:sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return values
 
 
-def compare(baseline: dict[str, float], current: dict[str, float]) -> list[tuple[str, str, str, str, str]]:
-    """Rows (key, baseline, current, difference, allowed) for every metric outside its tolerance."""
+def baseline_document(values: dict, info: dict | None = None) -> dict:
+    return {"platform": info if info is not None else platform_info(), "values": values}
+
+
+def _fmt(v) -> str:
+    return v[:12] if isinstance(v, str) else f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def compare(baseline: dict, current: dict, same_platform: bool | None = None) -> list[tuple[str, str, str, str, str]]:
+    """Rows (key, baseline, current, difference, allowed) for every metric outside its tolerance.
+
+    baseline: a baseline document {"platform", "values"} (or a bare values dict: another platform).
+    same_platform: override the platform test (default: the baseline's platform equals this one's).
+    """
+    if "values" in baseline and isinstance(baseline["values"], dict):
+        if same_platform is None:
+            same_platform = baseline.get("platform") == platform_info()
+        baseline = baseline["values"]
+    same_platform = bool(same_platform)
     rows = []
     for key in sorted(set(baseline) | set(current)):
         tol = tolerance(key)
         if tol is IGNORE:
             continue
-        if key not in current:
-            rows.append((key, f"{baseline[key]:.6g}", "missing", "", ""))
-        elif key not in baseline:
-            rows.append((key, "missing", f"{current[key]:.6g}", "", ""))
-        elif not tol.ok(baseline[key], current[key]):
-            b, c = baseline[key], current[key]
-            rows.append((key, f"{b:.6g}", f"{c:.6g}", f"{c - b:+.3g}", f"±{tol.abs + tol.rel * abs(b):.3g}"))
+        b, c = baseline.get(key), current.get(key)
+        if isinstance(b, str) or isinstance(c, str):  # a weights fingerprint: only the same platform
+            if same_platform and b != c:
+                rows.append((key, _fmt(b) if b is not None else "missing",
+                             _fmt(c) if c is not None else "missing", "differs", "identical"))
+            continue
+        if c is None:
+            rows.append((key, _fmt(b), "missing", "", ""))
+        elif b is None:
+            rows.append((key, "missing", _fmt(c), "", ""))
+        elif isinstance(b, int) and isinstance(c, int):
+            if b != c:
+                rows.append((key, str(b), str(c), f"{c - b:+d}", "exact (an integer)"))
+        elif same_platform:
+            if not (abs(c - b) <= EXACT_REL * max(1.0, abs(b)) or (math.isnan(b) and math.isnan(c))):
+                rows.append((key, repr(b), repr(c), f"{c - b:+.3g}", f"±{EXACT_REL:g} (same platform)"))
+        elif not tol.ok(b, c):
+            rows.append((key, _fmt(b), _fmt(c), f"{c - b:+.3g}", f"±{tol.abs + tol.rel * abs(b):.3g}"))
     return rows
 
 
@@ -189,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work, ignore_errors=True)
     if args.command == "accept":
         BASELINE.parent.mkdir(parents=True, exist_ok=True)
-        BASELINE.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+        BASELINE.write_text(json.dumps(baseline_document(current), indent=1, sort_keys=True) + "\n")
         print(f"[regression] baseline rewritten: {BASELINE.relative_to(ROOT)} ({len(current)} metrics)")
         return 0
     if not BASELINE.exists():
@@ -200,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[regression] {len(rows)} metric(s) moved beyond tolerance:\n" + format_table(rows))
         print("[regression] if the change is deliberate: python -m monosemantic.regression accept")
         return 1
-    print(f"[regression] all {len(current)} metrics within tolerance of the baseline")
+    baseline = json.loads(BASELINE.read_text())
+    same = baseline.get("platform") == platform_info()
+    print(f"[regression] all {len(current)} metrics within tolerance of the baseline "
+          f"({'same platform: exact' if same else 'another platform: TOLERANCES'})")
     return 0
 
 

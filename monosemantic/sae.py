@@ -70,10 +70,18 @@ class SparseAutoencoder(nn.Module):
         # the resampling of columns all read contiguous rows of W_d.T (this changes no value, only strides).
         self.W_d = nn.Parameter(torch.empty(n_features, d).T)
         self.b_d = nn.Parameter(torch.zeros(d))
+        # "off" | "bf16": how manual_backward finds the active entries (EncoderScreen); set by SAETrainer
+        self.encoder_screen = "off"
+        self.screen_candidates: int | None = None  # candidates the screen passed on in the last step (diagnostics)
         # nn.Linear's default init: kaiming_uniform_(a=√5), i.e. U(−1/√fan_in, 1/√fan_in).
         nn.init.kaiming_uniform_(self.W_e, a=math.sqrt(5), generator=generator)  # Linear(d -> F), fan_in d
         nn.init.kaiming_uniform_(self.W_d, a=math.sqrt(5), generator=generator)  # Linear(F -> d), fan_in F
         self.normalize_decoder()
+
+    def set_encoder_screen(self, setting: str, device: torch.device | str = "cpu") -> str:
+        """Resolve sae.encoder_screen (off | bf16 | auto, `resolve_encoder_screen`) for manual_backward."""
+        self.encoder_screen = resolve_encoder_screen(setting, device)
+        return self.encoder_screen
 
     # ---------------------------------------------------------------------------------------- forward
 
@@ -107,7 +115,8 @@ class SparseAutoencoder(nn.Module):
     # ------------------------------------------------------------------------------- manual gradients
 
     @torch.no_grad()
-    def manual_backward(self, x: torch.Tensor, max_density: float = 0.05) -> LossTerms:
+    def manual_backward(self, x: torch.Tensor, max_density: float = 0.05,
+                        encoder_screen: str | None = None) -> LossTerms:
         """Loss and gradients of `loss(x)` in closed form, accumulated into each parameter's .grad.
 
         With r = x̂ − x, g = ∂L/∂x̂ = 2r/(B d), and the ReLU mask m = [W_e x̄ + b_e > 0]:
@@ -123,20 +132,38 @@ class SparseAutoencoder(nn.Module):
         O(B·L0·d) instead of O(B·F·d) (and g W_d is only sampled at the active entries). Above it (early in
         training, when about half the features fire) the same expressions are evaluated densely. The
         fraction is measured on the first ENCODER_BLOCK rows of the batch.
+
+        encoder_screen (None: `self.encoder_screen`) "bf16": the active entries of the CSR branch come from
+        `EncoderScreen` (a bf16 product with a rigorous error bound, fp32 recomputation of the entries it
+        cannot decide) instead of the dense fp32 product; "off": the dense fp32 product. See `EncoderScreen` for what is
+        exact and what differs (fp32 summation order of the active values).
         """
         B, d = x.shape
         x_bar = x - self.b_d
         # The encoder runs one block of rows at a time, so that each (block, F) pre-activation matrix stays
         # in cache while its active entries are extracted. The first block decides the branch.
         blocks = x_bar.split(ENCODER_BLOCK)
-        pre = torch.addmm(self.b_e, blocks[0], self.W_e.T)
-        active = pre > 0
-        # count_nonzero on the bool mask, not mask.sum(): the sum widens the (block, F) mask to int64 first,
-        # which cost 14 ms per 1024-row block against 0.4 ms (a quarter of a whole step at batch 1024).
-        if int(torch.count_nonzero(active)) > max_density * pre.numel():
-            if len(blocks) > 1:
+        screen = None
+        if (self.encoder_screen if encoder_screen is None else encoder_screen) == "bf16":
+            screen = EncoderScreen(self.W_e, self.b_e)
+            if not (screen.finite and bool(torch.isfinite(x_bar).all())):
+                screen = None  # the bound needs finite inputs; the fp32 path reports the non-finite loss
+        if screen is not None:
+            first = screen.active_entries(blocks[0])
+            dense = first[0].numel() > max_density * blocks[0].shape[0] * self.n_features
+            if dense:
                 pre = torch.addmm(self.b_e, x_bar, self.W_e.T)
                 active = pre > 0
+        else:
+            pre = torch.addmm(self.b_e, blocks[0], self.W_e.T)
+            active = pre > 0
+            # count_nonzero on the bool mask, not mask.sum(): the sum widens the (block, F) mask to int64 first,
+            # which cost 14 ms per 1024-row block against 0.4 ms (a quarter of a whole step at batch 1024).
+            dense = int(torch.count_nonzero(active)) > max_density * pre.numel()
+            if dense and len(blocks) > 1:
+                pre = torch.addmm(self.b_e, x_bar, self.W_e.T)
+                active = pre > 0
+        if dense:
             fire_counts = active.sum(dim=0)
             nnz = int(fire_counts.sum())
             f = torch.relu(pre)
@@ -150,13 +177,17 @@ class SparseAutoencoder(nn.Module):
         else:
             rows, cols, vals = [], [], []
             for i, block in enumerate(blocks):
-                if i > 0:
-                    pre = torch.addmm(self.b_e, block, self.W_e.T)
-                    active = pre > 0
-                r, c = active.nonzero(as_tuple=True)  # active entries, sorted by (row, col)
+                if screen is not None:
+                    r, c, v = first if i == 0 else screen.active_entries(block)
+                else:
+                    if i > 0:
+                        pre = torch.addmm(self.b_e, block, self.W_e.T)
+                        active = pre > 0
+                    r, c = active.nonzero(as_tuple=True)  # active entries, sorted by (row, col)
+                    v = pre[r, c]
                 rows.append(r + i * ENCODER_BLOCK)
                 cols.append(c)
-                vals.append(pre[r, c])
+                vals.append(v)
             rows, cols, vals = torch.cat(rows), torch.cat(cols), torch.cat(vals)
             fire_counts = torch.bincount(cols, minlength=self.n_features)
             nnz = cols.numel()
@@ -181,6 +212,7 @@ class SparseAutoencoder(nn.Module):
                 grad_b_e = torch.zeros(self.n_features, dtype=x.dtype, device=x.device).index_add_(0, cols, delta_vals)
                 l1 = vals.sum() / B
         grad_b_d = g.sum(dim=0) - grad_b_e @ self.W_e
+        self.screen_candidates = screen.n_candidates if screen is not None else None
         mse = (x_hat - x).pow(2).mean()
         for p, grad in ((self.W_e, grad_W_e), (self.b_e, grad_b_e), (self.W_d, grad_W_d), (self.b_d, grad_b_d)):
             if p.grad is None:
@@ -265,6 +297,126 @@ def _offsets(sorted_index: torch.Tensor, n: int) -> torch.Tensor:
     """CSR compressed index: offsets[i] = number of entries with index < i, for a sorted index vector."""
     counts = torch.bincount(sorted_index, minlength=n)
     return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+BF16_U = 2.0**-8  # unit roundoff of bfloat16 (8-bit significand): |bf16(v) − v| ≤ u·|v|
+FP32_U = 2.0**-24  # unit roundoff of float32
+
+
+def _gamma(n: int) -> float:
+    """γ_n = n·u/(1 − n·u) for fp32: |fl(Σ_j a_j) − Σ_j a_j| ≤ γ_n Σ_j |a_j| for a sum of n+1 terms (any order)."""
+    return n * FP32_U / (1 - n * FP32_U)
+
+
+def screen_coefficients(d: int) -> tuple[float, float]:
+    """(c, g) of the encoder screen's bound for inputs of dimension d; see `EncoderScreen`.
+
+    With u = 2⁻⁸ (bf16) and γ_n for fp32 sums, the screened sum (d + 3 terms, fp32 accumulation) must stay
+    ≥ 0 for every entry that fp32 makes active. The worst case over the rounding errors gives
+
+        c ≥ (γ_{d+1} + 2u + u² + γ_{d+3}(1+u)²) / ((1−u)² − γ_{d+3}(1+u)²)     (slack on ‖x̄_b‖‖w_i‖)
+        g ≥ γ_{d+1} + u²(1+g) + γ_{d+3}(1+u)²(1+g) + 2·u_fp32                 (slack on |b_e,i|)
+
+    both inflated below for the fp32 rounding of the norms, of c·‖x̄_b‖ and of b_e + g|b_e| (relative
+    errors ≤ (d+4)·u_fp32 each; g is taken twice its bound). For d = 512: c ≈ 0.00795, g ≈ 1.8e-4.
+    """
+    u, gd1, gd3 = BF16_U, _gamma(d + 1), _gamma(d + 3)
+    c = (gd1 + 2 * u + u * u + gd3 * (1 + u) ** 2) / ((1 - u) ** 2 - gd3 * (1 + u) ** 2)
+    c *= 1 + 4 * (d + 4) * FP32_U + 2.0**-20
+    g = 2 * (gd1 + 2 * u * u + gd3 * (1 + u * u)) + 8 * FP32_U
+    return c, g
+
+
+def resolve_encoder_screen(setting: str, device: torch.device | str = "cpu") -> str:
+    """The screen actually used, "off" or "bf16". auto: bf16 on a CPU with native bf16 matrix instructions
+    (AMX-BF16 or AVX512-BF16; emulated bf16 is slower than fp32), off elsewhere (on CUDA the trainer's "auto"
+    fast path is dense autograd, which the screen does not touch)."""
+    if setting == "auto":
+        from .utils import cpu_has_bf16
+
+        return "bf16" if torch.device(device).type == "cpu" and cpu_has_bf16() else "off"
+    if setting not in ("off", "bf16"):
+        raise ValueError(f"encoder_screen: {setting!r} not one of off, bf16, auto")
+    return setting
+
+
+class EncoderScreen:
+    """The active entries of f = ReLU(x̄ W_eᵀ + b_e), found with a bf16 product and a rigorous error bound.
+
+    Exact fp32 (the reference): entry (b, i) is active iff p_bi = fl32(b_e,i + x̄_b·w_i) > 0 (`torch.addmm`).
+    Whatever the fp32 summation order, |fl32(b_e + x̄·w) − (b_e + s)| ≤ γ_{d+1}(S + |b_e|), where s = x̄_b·w_i
+    exactly and S = Σ_j |x̄_bj||w_ij| ≤ ‖x̄_b‖‖w_i‖ (Cauchy–Schwarz); and the sign of a rounded sum is the sign of
+    the computed sum. So p_bi > 0 implies s + b_e > −γ_{d+1}(‖x̄_b‖‖w_i‖ + |b_e|).
+
+    The screen: one bf16 matrix product of augmented rows,
+
+        x̃_b = [x̄_b, c·‖x̄_b‖, 1, 1],    w̃_i = [w_i, ‖w_i‖, hi_i, lo_i],    hi + lo = b_e + g|b_e| (bf16 hi/lo split)
+
+    so that t̃_bi = x̃_b·w̃_i ≈ s + b_e + c‖x̄_b‖‖w_i‖ + g|b_e|, with the slack terms inside the product (no extra
+    pass over the (B, F) matrix). Rounding x̃, w̃ to bf16 changes each product by at most (2u+u²)|x̄_j w_ij|
+    (u = 2⁻⁸; products of bf16 numbers are exact in fp32), hi+lo represents b_e + g|b_e| within u²; the
+    accumulation over the d+3 terms is in fp32 (oneDNN/MKL bf16 GEMMs on CPU and tensor cores accumulate in
+    fp32: the bound is valid for that accumulation, and `tests/test_encoder_screen.py` checks the measured
+    error of this machine's kernel against it), adding at most γ_{d+3}·Σ|x̃_j w̃_ij|; the final rounding of the
+    fp32 accumulator to the bf16 output preserves its sign. With c, g from `screen_coefficients` these errors
+    sum to less than the slack, hence
+
+        p_bi > 0  (active in fp32)   ⟹   t̃_bi ≥ 0  (a candidate).
+
+    The candidates (typically 1.5–3× the active entries of a trained SAE) are then recomputed in fp32,
+    b_e + x̄_b·w_i by `torch.sparse.sampled_addmm`, and kept where the value is > 0.
+
+    What is exact and what is not: every entry that the dense fp32 product makes active is a candidate (no
+    false negative, by the bound), and every kept entry has a positive fp32 value. The recomputed values are
+    fp32 dot products like addmm's, but summed in another order (sampled_addmm vs the BLAS kernel): they
+    differ from addmm's in the last bits (~1e-7 relative), so an entry within that distance of zero can be
+    active in one and not the other, and the trained weights are not bitwise those of the fp32 path (they
+    agree like the CSR path agrees with autograd). A bitwise copy would need addmm's own summation order at
+    each candidate; MKL reproduces its entries only for GEMMs of at least a few rows (a gemv of one row
+    differs), and regrouping the candidates into such GEMMs gathers W_e rows at a cost above the fp32 product
+    it saves.
+
+    Assumptions: finite inputs (checked: `finite`), d ≤ 2¹⁴, no subnormal x̄ or W_e entries (a kernel that
+    flushes subnormals to zero would add an error not covered by the relative bound; activations stored in
+    fp16 and Kaiming-scale weights are far from 2⁻¹²⁶).
+    """
+
+    def __init__(self, W_e: torch.Tensor, b_e: torch.Tensor):
+        F, d = W_e.shape
+        self.W_e, self.b_e, self.d = W_e, b_e, d
+        self.c, self.g = screen_coefficients(d)
+        w_norm = W_e.norm(dim=1)
+        b_slack = b_e + self.g * b_e.abs()
+        hi = b_slack.to(torch.bfloat16)
+        lo = (b_slack - hi.float()).to(torch.bfloat16)
+        self.W_aug = torch.cat([W_e, w_norm[:, None], hi.float()[:, None], lo.float()[:, None]],
+                               dim=1).to(torch.bfloat16)
+        self.finite = bool(torch.isfinite(w_norm).all()) and bool(torch.isfinite(b_slack).all())
+        self.n_candidates = 0  # candidates passed on so far (diagnostics)
+
+    def candidates(self, x_bar: torch.Tensor) -> torch.Tensor:
+        """(n, F) bool: the entries the bound cannot rule out (a superset of the fp32-active entries)."""
+        x_norm = x_bar.norm(dim=1, keepdim=True)
+        ones = torch.ones_like(x_norm)
+        x_aug = torch.cat([x_bar, self.c * x_norm, ones, ones], dim=1).to(torch.bfloat16)
+        t = torch.mm(x_aug, self.W_aug.T)
+        # t ≥ 0 read off the sign bit (int16 view: half the cost of a bf16 comparison). A −0 counts as negative:
+        # it only comes from a negative accumulator rounded to zero (an exact zero sum is +0 under round-to-nearest).
+        return t.view(torch.int16) >= 0
+
+    def active_entries(self, x_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows, cols, values) of the active entries of ReLU(x̄ W_eᵀ + b_e), sorted by (row, col)."""
+        n, F = x_bar.shape[0], self.W_e.shape[0]
+        if not bool(torch.isfinite(x_bar).all()):
+            raise ValueError("EncoderScreen: non-finite input (use the fp32 path, which reports it)")
+        r, c = self.candidates(x_bar).nonzero(as_tuple=True)
+        self.n_candidates += r.numel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            cand = torch.sparse_csr_tensor(_offsets(r, n), c, self.b_e[c], (n, F))
+            v = torch.sparse.sampled_addmm(cand, x_bar, self.W_e.T).values()  # b_e + x̄_b·w_i in fp32
+        keep = v > 0
+        return r[keep], c[keep], v[keep]
 
 
 @torch.no_grad()

@@ -14,6 +14,11 @@
 * Checkpoints every `checkpoint_every` steps, written atomically: weights, Adam state, step, data position,
   RNG states, last-fired steps, feature counts, resampling records. A killed run restarted with the same
   config resumes from the last checkpoint and ends bit-identical to an uninterrupted run.
+  The checkpoint (which records its own sha256) and the dvclive curves live in `ckpt_dir` (the stage uses
+  checkpoints/sae/RUN/, outside the DVC outputs, which `dvc repro` deletes before rerunning a stage); they are
+  keyed by a fingerprint of the hyperparameters, the run, the input shards' sha256s and the training code, so a
+  checkpoint of other settings, data or code is never resumed. Once the outputs are written the curves are
+  copied into out_dir/live and ckpt_dir is removed. A corrupted checkpoint is reported and training restarts.
 * A non-finite loss stops training with `NonFiniteLossError` before the optimizer step; the last good
   checkpoint stays on disk.
 
@@ -27,7 +32,10 @@ density = feature_counts / feature_counts_inputs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -40,6 +48,7 @@ from .sae import LossTerms, SparseAutoencoder, geometric_median
 from .utils import atomic_path, truncate_live, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
+CODE_FILES = ("sae.py", "sae_train.py", "resample.py", "store.py")  # the code a checkpoint depends on
 # Above this fraction of active (input, feature) entries the "auto" path evaluates the closed-form
 # gradients densely (early training, when about half of the features fire); below it, with CSR products.
 AUTO_MAX_DENSITY = 0.05
@@ -47,6 +56,10 @@ AUTO_MAX_DENSITY = 0.05
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+class ArtifactError(RuntimeError):
+    """A trained SAE directory that is incomplete or corrupted (weights differ from their recorded sha256)."""
 
 
 class SAETrainer:
@@ -69,6 +82,7 @@ class SAETrainer:
             self.path, self.max_density = "manual", 1.0
         else:
             self.path, self.max_density = "dense", 0.0
+        sae.set_encoder_screen(cfg.encoder_screen, self.device)  # bf16 encoder screen: sae.EncoderScreen
         F = sae.n_features
         self.step_count = 0
         self.last_fired = torch.zeros(F, dtype=torch.long)  # last step in which each feature fired (0: never)
@@ -85,6 +99,7 @@ class SAETrainer:
         else:
             terms = self.sae.manual_backward(x, max_density=self.max_density)
             self._check_finite(terms)
+        self.sync_grads()
         self.sae.remove_parallel_grad()
         self.optimizer.step()
         self.sae.normalize_decoder()
@@ -94,6 +109,9 @@ class SAETrainer:
         self.feature_counts += counts
         self.counts_inputs += x.shape[0]
         return terms
+
+    def sync_grads(self) -> None:
+        """Data-parallel hook (distributed.DistributedSAETrainer averages the gradients across ranks here)."""
 
     def _check_finite(self, terms: LossTerms) -> None:
         if not torch.isfinite(terms.total.detach()).item():
@@ -148,52 +166,133 @@ def read_rows(store, start: int, n: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------- training
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _fingerprint(cfg: SAEConfig, run: SAERun, store) -> str:
-    """What a checkpoint must agree on to be resumed."""
-    return json.dumps({"cfg": dataclasses.asdict(cfg), "run": dataclasses.asdict(run),
-                       "n_points": store.n_points, "d": store.d}, sort_keys=True, default=list)
+    """What a checkpoint must agree on to be resumed: params, run, input data and the training code."""
+    manifest = getattr(store, "manifest", None)
+    if manifest is not None:  # an ActivationStore: its shards' sha256s identify the data
+        data = [s["sha256"] for s in manifest["shards"]]
+    else:  # an in-memory store (tests): hash its values
+        data = _sha256(store.read(0, store.n_points).numpy().tobytes())
+    here = Path(__file__).resolve().parent
+    code = {name: _sha256((here / name).read_bytes()) for name in CODE_FILES}
+    return json.dumps({"cfg": dataclasses.asdict(cfg), "run": dataclasses.asdict(run), "n_points": store.n_points,
+                       "d": store.d, "data": data, "code": code}, sort_keys=True, default=list)
+
+
+CHECKPOINT_MAGIC = b"monosemantic SAE checkpoint, sha256 of the torch.save payload below: "
+
+
+def write_checkpoint(path: Path, state: dict) -> None:
+    """One atomic file: CHECKPOINT_MAGIC, the payload's sha256 (64 hex digits), a newline, the torch.save payload.
+    The digest inside the same file means no kill can leave a checkpoint and its checksum out of step."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(CHECKPOINT_MAGIC + _sha256(payload).encode() + b"\n" + payload)
+
+
+class CorruptCheckpointError(ValueError):
+    pass
+
+
+def checkpoint_state(path: Path, device="cpu") -> dict:
+    """The state dict of a checkpoint file after checking its sha256; CorruptCheckpointError if it differs."""
+    data = Path(path).read_bytes()
+    head = len(CHECKPOINT_MAGIC)
+    digest, payload = data[head:head + 64], data[head + 65:]
+    if not data.startswith(CHECKPOINT_MAGIC) or _sha256(payload).encode() != digest:
+        raise CorruptCheckpointError(f"{path}: corrupted checkpoint (sha256 differs from the one it records)")
+    return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
+
+
+def read_checkpoint(path: Path, fingerprint: str, device) -> dict | None:
+    """The checkpoint at path if it is intact and written for `fingerprint`; else None, with one message."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = checkpoint_state(path, device)
+    except CorruptCheckpointError as e:
+        print(f"{e}; starting afresh")
+        return None
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is discarded, never resumed
+        print(f"{path}: unreadable checkpoint ({type(e).__name__}); starting afresh")
+        return None
+    if ckpt.get("fingerprint") != fingerprint:
+        print(f"{path}: written for other parameters, data or code; starting afresh")
+        return None
+    return ckpt
+
+
+def verify_sae_dir(path: str | Path) -> None:
+    """Check a trained SAE directory before use: files present, weights equal to the sha256 train_sae recorded."""
+    path = Path(path)
+    fix = f"rerun its training (`dvc repro -f train_sae@{path.name}`, or `dvc checkout` for a cached copy)"
+    for name in ("sae_weights.safetensors", "cfg.json", "train_stats.json"):
+        if not (path / name).is_file():
+            raise ArtifactError(f"{path / name}: missing; {fix}")
+    try:
+        recorded = json.loads((path / "train_stats.json").read_text()).get("weights_sha256")
+    except ValueError as e:
+        raise ArtifactError(f"{path / 'train_stats.json'}: unreadable ({e}); {fix}") from None
+    if recorded is None:
+        raise ArtifactError(f"{path / 'train_stats.json'}: no weights_sha256 (written by older code); {fix}")
+    if _sha256((path / "sae_weights.safetensors").read_bytes()) != recorded:
+        raise ArtifactError(f"{path / 'sae_weights.safetensors'}: sha256 differs from train_stats.json "
+                            f"(corrupted or replaced); {fix}")
 
 
 def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: str | torch.device = "cpu",
               resume: bool = True, metadata: dict | None = None, stop_after: int | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, ckpt_dir: str | Path | None = None, trainer_cls: type | None = None) -> dict:
     """Train the SAE `run` on `store` with the hyperparameters `cfg`; write its outputs to out_dir.
 
-    resume: continue from out_dir/checkpoint.pt when present and written for the same cfg, run and store.
+    ckpt_dir: where the checkpoint and the curves live while training (default: out_dir itself); a separate
+    ckpt_dir is removed once the outputs are written, after its curves are copied to out_dir/live.
+    resume: continue from ckpt_dir/checkpoint.pt when present, intact and written for the same fingerprint.
     metadata: extra cfg.json entries (model_name, hook_name, context_size, ...).
     stop_after: stop after this step without writing outputs, as if killed (tests).
+    trainer_cls: the SAETrainer class (distributed.DistributedSAETrainer for data-parallel training).
     Returns the train_stats dict (also written to train_stats.json).
     """
     from dvclive import Live
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device)
     if cfg.batch_size > store.n_points:
-        raise ValueError(f"sae.batch_size {cfg.batch_size} exceeds the {store.n_points} points of the store")
+        raise ValueError(f"sae.batch_size {cfg.batch_size} exceeds the {store.n_points} points of the activation "
+                         "store; lower sae.batch_size or sample more activations (activations.n_points)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    separate = ckpt_dir is not None and Path(ckpt_dir).resolve() != out_dir.resolve()
+    ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else out_dir
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    live_dir = ckpt_dir / "live"
+    device = torch.device(device)
     torch.manual_seed(cfg.seed)
     init_gen = torch.Generator().manual_seed(cfg.seed)
     resample_gen = torch.Generator().manual_seed(cfg.seed + 1)
 
     sae = SparseAutoencoder(store.d, run.n_features, run.l1, generator=init_gen)
-    trainer = SAETrainer(sae.to(device), cfg, device)
-    ckpt_path = out_dir / CHECKPOINT_FILE
+    trainer = (trainer_cls or SAETrainer)(sae.to(device), cfg, device)
+    ckpt_path = ckpt_dir / CHECKPOINT_FILE
     fingerprint = _fingerprint(cfg, run, store)
     position, epoch, resampling, elapsed_before = 0, 0, [], 0.0
 
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True) if resume and ckpt_path.exists() else None
-    if ckpt is not None and ckpt["fingerprint"] != fingerprint:
-        print(f"{ckpt_path}: written for other parameters; starting afresh")
-        ckpt = None
+    ckpt = read_checkpoint(ckpt_path, fingerprint, device) if resume else None
+    if ckpt is None and live_dir.exists():
+        shutil.rmtree(live_dir)  # curves of a run that is not resumed
     if ckpt is not None:
         trainer.load_state_dict(ckpt["trainer"])
         position, epoch, resampling = ckpt["position"], ckpt["epoch"], ckpt["resampling"]
         resample_gen.set_state(ckpt["resample_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         elapsed_before = ckpt["elapsed"]
-        truncate_live(out_dir / "live", trainer.step_count)
-        print(f"resuming {out_dir.name} at step {trainer.step_count}")
+        truncate_live(live_dir, trainer.step_count)
+        print(f"resuming {out_dir.name} at step {trainer.step_count} from {ckpt_path}")
     else:
         n_gm = min(cfg.geometric_median_points, store.n_points)
         with torch.no_grad():
@@ -203,10 +302,9 @@ def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: s
         state = {"fingerprint": fingerprint, "trainer": trainer.state_dict(), "position": position,
                  "epoch": epoch, "resampling": resampling, "resample_rng": resample_gen.get_state(),
                  "torch_rng": torch.get_rng_state(), "elapsed": elapsed_before + time.perf_counter() - t0}
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(state, tmp)
+        write_checkpoint(ckpt_path, state)
 
-    live = Live(dir=str(out_dir / "live"), resume=ckpt is not None, save_dvc_exp=False, dvcyaml=None)
+    live = Live(dir=str(live_dir), resume=ckpt is not None, save_dvc_exp=False, dvcyaml=None)
     resample_steps = set(cfg.resample.steps)
     first_step = trainer.step_count
     t0 = time.perf_counter()
@@ -260,10 +358,20 @@ def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: s
         "l0": terms.l0.item() if terms is not None else None,
         "l1": terms.l1.item() if terms is not None else None,
         "dead": trainer.n_dead(), "n_resampled": sum(r["n_resampled"] for r in resampling),
+        "resampled_per_step": [r["n_resampled"] for r in resampling],
+        "weights_sha256": _sha256((out_dir / "sae_weights.safetensors").read_bytes()),
         "feature_counts_inputs": trainer.counts_inputs,
         "samples_per_s": trained * cfg.batch_size / wall if trained and wall > 0 else None,
         "wall_time_s": elapsed_before + wall, "fast_path": cfg.fast_path, "device": str(device),
     }
+    if separate:  # the complete curves, across any resumes
+        if (out_dir / "live").exists():
+            shutil.rmtree(out_dir / "live")
+        shutil.copytree(live_dir, out_dir / "live")
     write_json(out_dir / "train_stats.json", train_stats)
-    ckpt_path.unlink(missing_ok=True)  # the run is complete; the outputs above replace it
+    # the run is complete; the outputs above replace the checkpoint
+    if separate:
+        shutil.rmtree(ckpt_dir)
+    else:
+        ckpt_path.unlink(missing_ok=True)
     return train_stats

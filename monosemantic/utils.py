@@ -95,7 +95,7 @@ def truncate_live(live_dir: Path, step: int) -> None:
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu. The CPU path always runs in exact fp32."""
+    """'auto' -> cuda when available, else cpu."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -103,10 +103,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on a GPU; a no-op context on the CPU (exact fp32)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AMX-BF16 or AVX512-BF16 in /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The matmul precision actually used: 'fp32' or 'bf16'. 'auto' takes bf16 on a GPU and on a CPU with
+    native bf16 matrix instructions, fp32 elsewhere (bf16 emulated in software is slower than fp32)."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()) else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """bf16 autocast (matmuls in bf16, reductions and losses in fp32) when precision is 'bf16', else a no-op
+    (exact fp32). precision must already be resolved (resolve_precision)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

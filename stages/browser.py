@@ -1,11 +1,13 @@
 """Stage browser [RUN]: the static feature browser of one dictionary (the paper's A/1 interface).
 
-    python stages/browser.py [RUN]        (default: browser.run, e.g. A_4096)
+    python stages/browser.py [RUN]                (default: browser.run, e.g. A_4096)
+    python stages/browser.py [RUN] --screenshot   (also paper_figures/browser_feature.png; needs Chromium)
 
 Writes browser/RUN/ (index.html + browser.js/css + data/*.js; open browser/RUN/index.html in any browser,
-no server or network needed) and paper_figures/browser_feature.png, a headless-Chromium screenshot of one
-feature page (browser.screenshot_feature; -1: the best match of the strongest proxy). What is shown and how
-it is computed: monosemantic/browser.py.
+no server or network needed). With --screenshot (not part of the DVC stage, so that `dvc repro` gives the same
+outputs on a machine without Chromium) it also writes paper_figures/browser_feature.png, a headless-Chromium
+screenshot of one feature page (browser.screenshot_feature; -1: the best match of the strongest proxy), and
+stops with one message when Chromium is missing. What is shown and how it is computed: monosemantic/browser.py.
 """
 
 import sys
@@ -26,8 +28,11 @@ from monosemantic.utils import fail  # noqa: E402
 SCREENSHOT = Path("paper_figures/browser_feature.png")
 
 
-def main(name: str | None) -> None:
+def main(name: str | None, shoot: bool = False) -> None:
     t0 = time.perf_counter()
+    chromium = browser.find_chromium()
+    if shoot and chromium is None:  # before any compute
+        fail("--screenshot needs Chromium, which is not installed: apt-get install -y chromium chromium-driver")
     try:
         params, cfg = load_browser("params.yaml", name)
         name = name or cfg.run
@@ -36,7 +41,6 @@ def main(name: str | None) -> None:
         inputs = browser.load_inputs(".", name, params, cfg)
     except (ConfigError, StoreError, TokenizerError, FileNotFoundError) as e:
         fail(str(e))
-    chromium = browser.find_chromium()
     print(f"browser {name}: splitting {[p.name for p in inputs.split]}, "
           f"universality {inputs.compare.name if inputs.compare else None}")
     data = browser.gather(inputs, cfg)
@@ -45,18 +49,17 @@ def main(name: str | None) -> None:
     feature = cfg.screenshot_feature if cfg.screenshot_feature >= 0 else browser.screenshot_feature(data["index"], data["features"])
     if feature >= len(data["features"]):
         fail(f"browser.screenshot_feature: {feature} is not a feature of {name} ({len(data['features'])} features)")
-    if chromium is None:  # the site is complete; only its picture needs a browser
-        print("warning: chromium not found, so the screenshot is a placeholder; for a real one: "
-              "apt-get install -y chromium chromium-driver")
-        browser.placeholder_screenshot(SCREENSHOT, out, feature)
-    else:
+    if shoot:
         browser.screenshot(out, feature, SCREENSHOT, chromium=chromium)
     print(f"browser {name}: {sizes['files']} files, {sizes['bytes'] / 1e6:.1f} MB in {out}/ "
-          f"(open {out}/index.html); screenshot of feature {feature} in {SCREENSHOT}; "
-          f"{time.perf_counter() - t0:.1f} s")
+          f"(open {out}/index.html); "
+          + (f"screenshot of feature {feature} in {SCREENSHOT}; " if shoot else
+             f"screenshot of feature {feature}: python stages/browser.py {name} --screenshot; ")
+          + f"{time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2:
-        fail("usage: python stages/browser.py [RUN]")
-    main(sys.argv[1] if len(sys.argv) == 2 else None)
+    args = [a for a in sys.argv[1:] if a != "--screenshot"]
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        fail("usage: python stages/browser.py [RUN] [--screenshot]")
+    main(args[0] if args else None, shoot="--screenshot" in sys.argv[1:])

@@ -10,12 +10,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's own package, also in scratch copies
 
 
+import json
+
 import numpy as np
 
 from monosemantic import metrics
 from monosemantic.config import ConfigError, load_params
 from monosemantic.model import Transformer
 from monosemantic.sae import SparseAutoencoder
+from monosemantic.sae_train import ArtifactError, verify_sae_dir
 from monosemantic.store import ActivationStore, StoreError
 from monosemantic.tokenizer import TokenizerError, load_stream
 from monosemantic.utils import atomic_path, fail, resolve_device, write_json
@@ -31,9 +34,14 @@ def main(name: str) -> None:
         store = ActivationStore(f"artifacts/activations/{run.model}/val")
         val = load_stream("artifacts/tokens", "val")
         model = Transformer.load(f"artifacts/models/{run.model}", device)
+        verify_sae_dir(f"artifacts/sae/{name}")
         sae = SparseAutoencoder.load(f"artifacts/sae/{name}", device).eval()
-    except (ConfigError, StoreError, TokenizerError, FileNotFoundError) as e:
+        resampling = json.loads(Path(f"artifacts/sae/{name}/resampling.json").read_text())
+    except (ConfigError, StoreError, TokenizerError, ArtifactError, FileNotFoundError) as e:
         fail(str(e))
+    except Exception as e:  # noqa: BLE001 - e.g. a safetensors or model file that does not parse
+        fail(f"cannot load the inputs of evaluate_sae@{name} ({type(e).__name__}: {e}); rerun the stages that "
+             "wrote them (`dvc repro -f train_sae@RUN` / `train_transformer@MODEL`)")
 
     rec, density = metrics.reconstruction_metrics(lambda x: sae.encode(x.to(device)).cpu(),
                                                   lambda f: sae.decode(f.to(device)).cpu(), store)
@@ -42,7 +50,12 @@ def main(name: str) -> None:
     n = run.n_features
     result = {"run": name, "model": run.model, "n_features": n, "l1_coeff": run.l1, **rec, **classes,
               "dead_frac": classes["dead"] / n, "ultralow_frac": classes["ultralow"] / n,
-              "dense_frac": classes["dense"] / n, **loss}
+              "dense_frac": classes["dense"] / n, **loss,
+              # the paper's two populations of the density histogram (dead, and the ultralow cluster at its valley)
+              "density_populations": metrics.density_populations(density),
+              # dead-neuron resampling during training: how many features each resampling step replaced
+              "resampling": [{"step": r["step"], "n_dead": r["n_dead"], "n_resampled": r["n_resampled"]}
+                             for r in resampling]}
     write_json(f"metrics/sae/{name}.json", result)
 
     out = Path(f"artifacts/eval/{name}")
@@ -53,9 +66,11 @@ def main(name: str) -> None:
     rows = ["log10_density,features"] + [f"{e:.2f},{c}" for e, c in zip(edges[:-1], counts)]
     with atomic_path(f"plots/density/{name}.csv") as tmp:
         tmp.write_text("\n".join(rows) + "\n")
+    frac = loss["frac_loss_recovered"]
+    frac_text = "undefined (L_zero <= L_clean)" if frac is None else f"{frac:.3f}"
     print(f"{name}: MSE {rec['mse']:.4g}  EV {rec['explained_variance']:.3f}  L0 {rec['l0']:.1f}  "
           f"dead {classes['dead']}  ultralow {classes['ultralow']}  dense {classes['dense']}  "
-          f"loss recovered {loss['frac_loss_recovered']:.3f}")
+          f"loss recovered {frac_text}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ analysis.top_k neurons with the largest |d_i| entries, where their activation ma
 corpus subsets of the validation points (English, Code, Arabic, ...), the effective number of subsets
 exp(entropy), the share on the proxy's tokens and the neuron's Pearson r with the proxy, against the same
 numbers for the feature. Writes metrics/analysis/neurons_vs_features.json and
-paper_figures/fig5_neuron_basis.png.
+paper_figures/fig5_neuron_basis.png. Also the paper's feature-vs-neuron comparison for all four proxies and the
+decoder spread of every alive feature (monosemantic/superposition.py): headline "features_vs_neurons".
 """
 
 import json
@@ -27,6 +28,8 @@ from monosemantic.config import load_params  # noqa: E402
 from monosemantic.config import ConfigError  # noqa: E402
 from monosemantic.sae import SparseAutoencoder  # noqa: E402
 from monosemantic.store import ActivationStore, StoreError  # noqa: E402
+from monosemantic.superposition import features_vs_neurons  # noqa: E402
+from monosemantic.superposition import headline as fvn_headline  # noqa: E402
 from monosemantic.tokenizer import TokenizerError  # noqa: E402
 from monosemantic.utils import fail, write_json  # noqa: E402
 
@@ -97,6 +100,15 @@ def main(name: str | None, proxy: str) -> None:
         "feature_effective_subsets": rows[units[0]]["effective_subsets"],
         "top_neurons_median_effective_subsets": float(np.median([r["effective_subsets"] for r in top_neurons])),
     }}
+    # The paper's comparison for all four proxies (superposition.py): best feature vs best neuron, the neuron
+    # nearest the feature, decoder spread, specificity at matched sensitivity, dedicated neurons.
+    _, _, llr_all = px.load_proxy_tables()
+    counts_path = Path(f"artifacts/sae/{name}/feature_counts.npy")
+    fvn = features_vs_neurons(store, sae, val, llr_all, n, cfg.batch_size,
+                              np.load(counts_path) if counts_path.exists() else None)
+    out["features_vs_neurons"] = fvn
+    out["headline"]["features_vs_neurons"] = fvn_headline(fvn)
+    out["headline"]["decoder_spread_alive"] = fvn["decoder_spread_alive"]
     out["seconds"] = round(time.perf_counter() - t0, 1)
     write_json("metrics/analysis/neurons_vs_features.json", out)
     mass = {u: np.array([rows[u]["subset_share"][s] for s in val.subsets]) for u in units[:8]}

@@ -18,7 +18,7 @@ from monosemantic.config import stage_params  # noqa: E402
 from monosemantic.model import Transformer  # noqa: E402
 from monosemantic.store import sha256_file  # noqa: E402
 from monosemantic.tokenizer import TokenizerError, load_stream  # noqa: E402
-from monosemantic.utils import fail, resolve_device  # noqa: E402
+from monosemantic.utils import fail, resolve_device, resolve_precision  # noqa: E402
 
 TOKENS = Path("artifacts/tokens")
 
@@ -36,6 +36,7 @@ def main() -> None:
     model_dir = Path("artifacts/models") / args.model
     try:
         device = resolve_device(params.device)
+        precision = resolve_precision(params.precision, device)
         model = Transformer.load(model_dir, device)
         extra = {"model": args.model, "model_sha256": sha256_file(model_dir / "model.safetensors")}
         for split, n in (("train", cfg.n_points), ("val", cfg.val_points)):
@@ -43,7 +44,8 @@ def main() -> None:
                 model, load_stream(TOKENS, split), Path("artifacts/activations") / args.model / split,
                 n_points=n, k=cfg.tokens_per_context, shard_points=cfg.shard_points, dtype=cfg.dtype,
                 batch_contexts=cfg.batch_contexts, seed=cfg.seed, split=split, device=device,
-                manifest_extra=extra)
+                manifest_extra=extra, precision=precision,
+                mix=params.transformer.mix if split == "train" else None)  # held-out points: natural mix
             print(f"{args.model}/{split}: {info['points']:,} points from {info['contexts']:,} contexts in "
                   f"{info['seconds']:.1f}s ({info['tokens_per_s']:,.0f} tokens/s through the model, "
                   f"{info['points_per_s']:,.0f} points/s)")

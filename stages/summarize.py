@@ -1,6 +1,8 @@
 """Stage summarize: the sweep table, metrics/summary.json's headline, plot data and the first paper figures.
 
-Reads metrics/sae/*.json, the headline blocks of metrics/analysis/*.json, artifacts/eval/*/feature_density.npy and the SAE training curves; writes
+Reads metrics/sae/*.json, the headline blocks of metrics/analysis/*.json, the dose-response table
+(metrics/dose_response.json, when the experiment has been run), artifacts/eval/*/feature_density.npy and the
+SAE training curves; writes
 metrics/sweep.csv, metrics/summary.json, plots/{l0_vs_loss_recovered,sae_training/*}.csv and
 paper_figures/{fig12_density_by_l1,fig13_l0_vs_loss_recovered,sae_training_curves}.png.
 """
@@ -58,12 +60,18 @@ def main() -> None:
         "a1_l0": float(head["l0"]),
         "a1_dead_frac": float(head["dead_frac"]),
         "a1_ultralow_frac": float(head["ultralow_frac"]),
+        "a1_density_populations": head["density_populations"],  # dead + the ultralow cluster (Fig. 12's valley)
         "loss_recovered_by_size": {str(int(r["n_features"])): float(r["frac_loss_recovered"])
                                    for _, r in same.sort_values("n_features").iterrows()},
     }}
     # The analysis stages' headline numbers (proxies, universality, splitting, toy model, ...).
     for path in sorted(Path("metrics/analysis").glob("*.json")):
         summary["headline"].update(json.loads(path.read_text()).get("headline", {}))
+    # The dose-response experiment (experiments/superposition/dvc.yaml, run apart from the plain `dvc repro`):
+    # its committed table, tracked here through that pipeline's dvc.lock (which records the table's hash).
+    dose = Path("metrics/dose_response.json")
+    if dose.exists():
+        summary["headline"]["dose_response"] = json.loads(dose.read_text())["dose_response"]
     write_json("metrics/summary.json", summary)
 
     model_sweep = sweep[sweep["model"] == head["model"]]

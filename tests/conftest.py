@@ -20,3 +20,14 @@ def _timings_in_tmp(tmp_path_factory):
     utils.TIMINGS_DIR = tmp_path_factory.mktemp("timings")
     yield
     utils.TIMINGS_DIR = saved
+
+
+@pytest.fixture(scope="session")
+def smoke_reference(tmp_path_factory):
+    """One uninterrupted reproduction of the smoke profile in a scratch copy, shared by the slow tests
+    (test_pipeline.py, test_kill_resume.py) so that each does not pay for its own."""
+    from monosemantic import regression
+
+    root = tmp_path_factory.mktemp("smoke_reference")
+    regression.reproduce(root)
+    return root

@@ -147,6 +147,7 @@ transformer: {d_model: 16, d_mlp: 32, n_heads: 2, n_ctx: 16, batch_size: 8, step
               eval_every: 10, eval_batches: 2, checkpoint_every: 10, seeds: {A: 1, B: 2}, shuffle_seed: 3}
 activations: {n_points: 600, tokens_per_context: 4, val_points: 100, shard_points: 256, dtype: float16,
               batch_contexts: 16, seed: 4}
+sae: {batch_size: 64}
 """
 
 

@@ -111,9 +111,9 @@ class Killed(Exception):
 
 def test_killed_run_resumes_to_identical_weights(streams, tmp_path, monkeypatch, capsys):
     train, val = streams
-    monkeypatch.setattr(lm, "LOG_EVERY", 2)
+    monkeypatch.setattr(lm, "LOG_EVERY", 3)  # not a divisor of checkpoint_every: a resume lands mid-window
     monkeypatch.chdir(tmp_path)  # dvclive must not write dvc.yaml or anything outside its folder
-    ref, _ = lm.train(TINY, MCFG, 7, train, val, CPU, progress=False)
+    ref, _ = lm.train(TINY, MCFG, 7, train, val, CPU, progress=False, live_dir=tmp_path / "live_ref")
 
     def kill(step):
         if step == 7:
@@ -132,8 +132,12 @@ def test_killed_run_resumes_to_identical_weights(streams, tmp_path, monkeypatch,
     head, *rows = (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
     col = head.split("\t").index("step")
     steps = [int(r.split("\t")[col]) for r in rows]
-    assert steps == sorted(set(steps)) == list(range(2, 13, 2))  # no repeats from the killed run
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "live"]
+    assert steps == sorted(set(steps)) == list(range(3, 13, 3))  # no repeats from the killed run
+    # the same curve as the unbroken run's, including the window the kill cut (steps 4 | 5, 6)
+    val_col = head.split("\t").index("loss")
+    ref_rows = (tmp_path / "live_ref" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
+    assert [r.split("\t")[val_col] for r in rows] == [r.split("\t")[val_col] for r in ref_rows]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "live", "live_ref"]
 
 
 def test_stale_checkpoint_is_not_resumed(streams, tmp_path, capsys):

@@ -60,3 +60,53 @@ def test_streaming_stats_match_the_one_shot_definitions():
     assert result["l1"] == pytest.approx(metrics.l1(f), rel=1e-6)
     np.testing.assert_allclose(density, (f > 0).float().mean(0).numpy(), rtol=1e-6)
     assert result["n_tokens"] == 1000
+
+
+def test_frac_loss_recovered_refuses_a_non_positive_denominator():
+    """L_zero <= L_clean (zero-ablating the MLP does not hurt, as for a random transformer): no ratio."""
+    with pytest.raises(metrics.UndefinedMetricError, match=r"L_zero 7\.09 <= L_clean 7\.1"):
+        metrics.frac_loss_recovered(loss_clean=7.1, loss_sae=7.105, loss_zero=7.09)
+    with pytest.raises(metrics.UndefinedMetricError, match="non-positive denominator"):
+        metrics.frac_loss_recovered(loss_clean=3.0, loss_sae=2.0, loss_zero=3.0)
+    with pytest.raises(metrics.UndefinedMetricError, match="non-finite"):
+        metrics.frac_loss_recovered(loss_clean=2.0, loss_sae=float("nan"), loss_zero=5.0)
+    # an SAE worse than zeros is a legitimate negative number, not a refusal
+    assert metrics.frac_loss_recovered(loss_clean=2.0, loss_sae=6.0, loss_zero=5.0) == pytest.approx(-1 / 3)
+
+
+@pytest.mark.parametrize("losses,expected", [((2.0, 2.75, 5.0), 0.75), ((7.1, 7.105, 7.09), None)])
+def test_loss_recovered_records_the_ratio_or_null_with_the_reason(monkeypatch, losses, expected):
+    from types import SimpleNamespace
+
+    from monosemantic import lm
+
+    calls = []
+
+    def fake_eval_losses(model, stream, starts, batch_size, device, replacement=None):
+        calls.append(replacement)
+        value = {None: losses[0], "sae": losses[1], metrics.zero_ablation: losses[2]}[replacement]
+        return np.full(10, value), np.zeros(10)
+
+    monkeypatch.setattr(lm, "eval_losses", fake_eval_losses)
+    model = SimpleNamespace(cfg=SimpleNamespace(n_ctx=8))
+    out = metrics.loss_recovered(model, "sae", np.zeros(1000), 4, 2, "cpu")
+    assert (out["loss_clean"], out["loss_sae"], out["loss_zero"]) == pytest.approx(losses)
+    assert out["loss_contexts"] == 4 and len(calls) == 3
+    if expected is None:
+        assert out["frac_loss_recovered"] is None and "L_zero" in out["frac_loss_recovered_undefined"]
+    else:
+        assert out["frac_loss_recovered"] == pytest.approx(expected)
+        assert "frac_loss_recovered_undefined" not in out
+
+
+def test_density_populations_split_at_the_valley():
+    rng = np.random.default_rng(0)
+    main = 10 ** rng.normal(-2.5, 0.3, 900)        # the main body around 3e-3
+    low = 10 ** rng.normal(-5.5, 0.15, 100)        # an ultralow cluster around 3e-6
+    density = np.concatenate([main, low, np.zeros(37)])
+    pop = metrics.density_populations(density)
+    assert pop["dead"] == 37 and pop["alive"] == 1000
+    assert pop["ultralow_cluster"] == 100
+    assert -5.0 < pop["threshold_log10"] < -3.5
+    one = metrics.density_populations(np.concatenate([main, np.zeros(3)]))
+    assert one["ultralow_cluster"] == 0 and one["threshold_log10"] is None and one["dead"] == 3

@@ -36,17 +36,18 @@ def test_base64_uniform_characters():
 
 
 def test_arabic_characters_spaces_and_utf8_fragments():
-    K = 257  # the block's 256 code points plus the space
+    K = 305  # the Arabic block's 256 code points, the Arabic Supplement's 48 (U+0750-U+077F), the space
     ba = "ب".encode()  # U+0628 = d8 a8
     assert px.hypothesis_log_prob(b" " + ba, AR) == pytest.approx(2 * math.log(1 / K))
     assert px.hypothesis_log_prob(b" ", AR) == -np.inf  # no character of the block
     assert px.hypothesis_log_prob(b"a" + ba, AR) == -np.inf
     # incomplete character at the end: 64 code points U+0600..U+063F start with d8
     assert px.hypothesis_log_prob(b"\xd8", AR) == pytest.approx(math.log(64 / K))
-    # the end of a character: d8 a8, d9 a8, da a8, db a8 end with a8
-    assert px.hypothesis_log_prob(b"\xa8", AR) == pytest.approx(math.log(4 / K))
+    # the end of a character: d8 a8, d9 a8, da a8, db a8 and dd a8 (U+0768, Supplement) end with a8
+    assert px.hypothesis_log_prob(b"\xa8", AR) == pytest.approx(math.log(5 / K))
     assert px.hypothesis_log_prob(b"\xa8" + ba + b"\xd9", AR) == pytest.approx(
-        math.log(4 / K) + math.log(1 / K) + math.log(64 / K))
+        math.log(5 / K) + math.log(1 / K) + math.log(64 / K))
+    assert px.hypothesis_log_prob("ݐ".encode(), AR) == pytest.approx(math.log(1 / K))  # U+0750, Supplement
     assert px.hypothesis_log_prob("ש".encode(), AR) == -np.inf  # Hebrew is not Arabic
     assert px.split_units(b"\xd8\xa8\xa8\xa8\xa8") is None  # not a slice of valid UTF-8
 

@@ -29,3 +29,43 @@ def test_missing_and_new_metrics_are_reported():
 
 def test_every_rule_has_a_justification():
     assert all(tol.why for _, tol in regression.TOLERANCES)
+
+
+def test_integers_compare_exactly_on_any_platform():
+    base = {"metrics/sae/A.json:dead": 12, "metrics/sae/A.json:resampling[0].n_resampled": 40}
+    assert regression.compare(base, dict(base)) == []
+    rows = regression.compare(base, {**base, "metrics/sae/A.json:resampling[0].n_resampled": 41})
+    assert [(r[0], r[1], r[2], r[4]) for r in rows] == [
+        ("metrics/sae/A.json:resampling[0].n_resampled", "40", "41", "exact (an integer)")]
+    assert regression.flatten({"n": 3, "x": 3.0}) == {"n": 3, "x": 3.0}
+    assert isinstance(regression.flatten({"n": 3})["n"], int) and isinstance(regression.flatten({"x": 3.0})["x"], float)
+
+
+def test_same_platform_is_exact_other_platform_uses_tolerances():
+    values = {"metrics/sae/A.json:mse": 0.0123456789, "metrics/sae/A.json:l0": 20.0,
+              "artifacts/sae/A/sae_weights.safetensors:sha256": "ab" * 32}
+    here = regression.baseline_document(values)
+    assert here["platform"] == regression.platform_info()
+    assert {"cpu", "isa", "cores", "torch", "numpy"} <= set(here["platform"])
+    moved = {**values, "metrics/sae/A.json:mse": 0.0123456789 * (1 + 1e-6)}  # far inside 5%, not bitwise
+    rows = regression.compare(here, moved)
+    assert [r[0] for r in rows] == ["metrics/sae/A.json:mse"] and "same platform" in rows[0][4]
+    assert regression.compare(here, {**values, "metrics/sae/A.json:mse": 0.0123456789 * (1 + 1e-12)}) == []
+    other = regression.baseline_document(values, {**here["platform"], "cpu": "another CPU"})
+    assert regression.compare(other, moved) == []
+    # a weights fingerprint: exact on the same platform, not compared on another
+    new_weights = {**values, "artifacts/sae/A/sae_weights.safetensors:sha256": "cd" * 32}
+    assert [r[0] for r in regression.compare(here, new_weights)] == ["artifacts/sae/A/sae_weights.safetensors:sha256"]
+    assert regression.compare(other, new_weights) == []
+
+
+def test_collect_fingerprints_weights_and_keeps_integer_metrics(tmp_path):
+    (tmp_path / "metrics" / "sae").mkdir(parents=True)
+    (tmp_path / "metrics" / "sae" / "A.json").write_text('{"dead": 3, "mse": 0.5, "resampling": [{"step": 5}]}')
+    (tmp_path / "artifacts" / "sae" / "A").mkdir(parents=True)
+    (tmp_path / "artifacts" / "sae" / "A" / "sae_weights.safetensors").write_bytes(b"weights")
+    got = regression.collect(tmp_path)
+    import hashlib
+    assert got == {"metrics/sae/A.json:dead": 3, "metrics/sae/A.json:mse": 0.5,
+                   "metrics/sae/A.json:resampling[0].step": 5,
+                   "artifacts/sae/A/sae_weights.safetensors:sha256": hashlib.sha256(b"weights").hexdigest()}

@@ -13,7 +13,8 @@ import torch
 
 from monosemantic.config import ResampleConfig, SAEConfig, SAERun
 from monosemantic.sae import SparseAutoencoder
-from monosemantic.sae_train import CHECKPOINT_FILE, NonFiniteLossError, SAETrainer, read_rows, train_sae
+from monosemantic.sae_train import (CHECKPOINT_FILE, NonFiniteLossError, SAETrainer, checkpoint_state, read_rows,
+                                    train_sae)
 from monosemantic.store import ArrayStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     # 'Killed' after step 27: the last checkpoint is from step 20 (after the resampling at 15); the restart
     # redoes steps 21-27 and goes through the resampling at 30 and an epoch wrap.
     assert train_sae(cfg, RUN, store, tmp_path / "resumed", progress=False, stop_after=27) == {}
-    ckpt = torch.load(tmp_path / "resumed" / CHECKPOINT_FILE, weights_only=True)
+    ckpt = checkpoint_state(tmp_path / "resumed" / CHECKPOINT_FILE)
     assert ckpt["trainer"]["step"] == 20
     train_sae(cfg, RUN, store, tmp_path / "resumed", progress=False)
     assert outputs(tmp_path / "resumed") == outputs(tmp_path / "full")
@@ -109,7 +110,7 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     cfg = make_cfg(resample=ResampleConfig(steps=(30,), dead_window=10, n_inputs=300))
     with pytest.raises(NonFiniteLossError, match="step 24"):
         train_sae(cfg, RUN, ArrayStore(x), tmp_path, progress=False)
-    ckpt = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    ckpt = checkpoint_state(tmp_path / CHECKPOINT_FILE)
     assert ckpt["trainer"]["step"] == 20
     assert all(torch.isfinite(v).all() for v in ckpt["trainer"]["sae"].values())
     assert not (tmp_path / "sae_weights.safetensors").exists()
@@ -149,3 +150,129 @@ def test_stage_reports_unknown_run_and_missing_store(tmp_path):
     run_name = next(iter(__import__("yaml").safe_load(params)["sae_runs"]))
     r = subprocess.run([sys.executable, script, run_name], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "manifest.json" in r.stderr and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------ issue 15: resume outside DVC outputs, integrity
+
+
+def test_resume_from_checkpoint_dir_after_outputs_were_deleted(tmp_path):
+    """As under `dvc repro`: the killed stage's outputs are deleted before the rerun; the checkpoint and the
+    curves survive in ckpt_dir, the resumed run is bit-identical with complete curves, and ckpt_dir goes away."""
+    import shutil
+
+    store, cfg = make_store(), make_cfg()
+    full = train_sae(cfg, RUN, store, tmp_path / "full", progress=False)
+    out, ckpt = tmp_path / "out", tmp_path / "checkpoints" / "run"
+    assert train_sae(cfg, RUN, store, out, progress=False, stop_after=27, ckpt_dir=ckpt) == {}
+    assert (ckpt / CHECKPOINT_FILE).exists() and not (out / CHECKPOINT_FILE).exists()
+    shutil.rmtree(out)  # what DVC does to a stage's outputs before running it again
+    resumed = train_sae(cfg, RUN, store, out, progress=False, ckpt_dir=ckpt)
+    assert outputs(out) == outputs(tmp_path / "full")
+    live = {f.relative_to(tmp_path / "full"): f.read_bytes() for f in (tmp_path / "full" / "live").rglob("*")
+            if f.is_file()}
+    assert live and live == {f.relative_to(out): f.read_bytes() for f in (out / "live").rglob("*") if f.is_file()}
+    assert not ckpt.exists()
+    assert resumed["weights_sha256"] == full["weights_sha256"]
+    assert resumed["resampled_per_step"] == [r["n_resampled"] for r in
+                                             json.loads((out / "resampling.json").read_text())]
+    assert len(resumed["resampled_per_step"]) == 2
+
+
+def test_corrupted_checkpoint_is_reported_and_never_resumed(tmp_path, capsys):
+    store, cfg = make_store(), make_cfg()
+    train_sae(cfg, RUN, store, tmp_path / "full", progress=False)
+    ckpt = tmp_path / "ckpt"
+    train_sae(cfg, RUN, store, tmp_path / "out", progress=False, stop_after=27, ckpt_dir=ckpt)
+    data = bytearray((ckpt / CHECKPOINT_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the tensors
+    (ckpt / CHECKPOINT_FILE).write_bytes(bytes(data))
+    train_sae(cfg, RUN, store, tmp_path / "out", progress=False, ckpt_dir=ckpt)
+    assert "corrupted checkpoint" in capsys.readouterr().out
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "full")  # restarted from step 0, same result
+
+
+def test_checkpoint_of_other_code_or_data_is_not_resumed(tmp_path, monkeypatch, capsys):
+    from monosemantic import sae_train
+
+    store, cfg = make_store(), make_cfg()
+    train_sae(cfg, RUN, store, tmp_path / "out", progress=False, stop_after=12)
+    other = make_store(seed=1)  # same shape, other values
+    assert sae_train._fingerprint(cfg, RUN, store) != sae_train._fingerprint(cfg, RUN, other)
+    monkeypatch.setattr(sae_train, "CODE_FILES", ("sae.py", "resample.py"))  # as if the code changed
+    train_sae(cfg, RUN, store, tmp_path / "out", progress=False)
+    assert "starting afresh" in capsys.readouterr().out
+
+
+def test_corrupted_or_missing_sae_weights_are_refused(tmp_path):
+    from monosemantic.sae_train import ArtifactError, verify_sae_dir
+
+    train_sae(make_cfg(steps=10), RUN, make_store(), tmp_path, progress=False)
+    verify_sae_dir(tmp_path)  # intact
+    weights = tmp_path / "sae_weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256 differs"):
+        verify_sae_dir(tmp_path)
+    weights.unlink()
+    with pytest.raises(ArtifactError, match="missing"):
+        verify_sae_dir(tmp_path)
+
+
+def test_batch_larger_than_store_fails_before_compute(tmp_path):
+    with pytest.raises(ValueError, match="exceeds the 100 points"):
+        train_sae(make_cfg(batch_size=128), RUN, make_store(n=100), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_decoder_gradient_has_no_component_along_its_column():
+    """Paper: the gradient component parallel to each (unit-norm) decoder column is removed before Adam.
+    After one step from fresh moments Adam's first moment is (1 - β1)·g, so it must be orthogonal to the
+    columns as they were before the step; without the projection it is not (the loss pulls on their norm)."""
+    store = make_store(n=512, d=8)
+    for path in ("dense", "sparse"):
+        sae = SparseAutoencoder(8, 32, 0.01, generator=torch.Generator().manual_seed(3))
+        trainer = SAETrainer(sae, make_cfg(fast_path=path), "cpu")
+        before = sae.W_d.detach().clone()
+        trainer.step(read_rows(store, 0, 256))
+        m = trainer.optimizer.state[sae.W_d]["exp_avg"]
+        assert m.abs().max() > 1e-6
+        parallel = (m * before).sum(0) / m.norm(dim=0).clamp_min(1e-12)
+        assert parallel.abs().max() < 1e-5, path
+        torch.testing.assert_close(sae.W_d.norm(dim=0), torch.ones(32))
+
+
+def test_trainer_resamples_with_the_configured_encoder_scale():
+    """SAETrainer.resample passes cfg.resample.encoder_scale: new encoder rows have norm
+    scale × (mean norm of the alive rows), for the paper's 0.2 and for another value."""
+    store = make_store(n=600, d=8)
+    for scale in (0.2, 0.5):
+        cfg = make_cfg(resample=ResampleConfig(steps=(5,), dead_window=2, n_inputs=300, encoder_scale=scale))
+        sae = SparseAutoencoder(8, 32, 0.01, generator=torch.Generator().manual_seed(3))
+        trainer = SAETrainer(sae, cfg, "cpu")
+        for step in range(5):
+            trainer.step(read_rows(store, step * 64, 64))
+        trainer.last_fired[:4] = 0  # four features dead
+        alive_mean = sae.W_e.detach()[4:].norm(dim=1).mean()
+        record = trainer.resample(read_rows(store, 0, 300), torch.Generator().manual_seed(0))
+        assert record["n_resampled"] == 4
+        torch.testing.assert_close(sae.W_e.detach()[:4].norm(dim=1), torch.full((4,), scale * alive_mean.item()))
+
+
+def test_every_profile_uses_the_papers_resampling_encoder_scale():
+    import yaml
+
+    for profile in ("params.yaml", "configs/smoke.yaml", "configs/paper.yaml"):
+        params = yaml.safe_load((ROOT / profile).read_text())
+        assert params["sae"]["resample"]["encoder_scale"] == 0.2, profile  # paper: 0.2 × mean alive norm
+
+
+def test_batch_larger_than_the_configured_store_is_a_config_error():
+    import yaml
+
+    from monosemantic.config import ConfigError, params_from_dict
+
+    params = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    params["sae"]["batch_size"] = params["activations"]["n_points"] + 1
+    with pytest.raises(ConfigError, match=r"sae\.batch_size: \d+ exceeds the \d+ points"):
+        params_from_dict(params)

@@ -1,0 +1,167 @@
+"""Data-parallel SAE training with torch.distributed (gloo on CPU, NCCL on GPUs), launched by torchrun.
+
+    torchrun --nproc_per_node 2 -m monosemantic.distributed RUN_NAME [--params params.yaml]
+
+Every rank runs the same `sae_train.train_sae` loop (same checkpoints, same resume) with a
+`DistributedSAETrainer`:
+
+* Data: every rank reads the same global batch of sae.batch_size rows and trains on its slice
+  rows [r B/W, (r+1) B/W) (B must divide by the world size W). The global batch, and so the result, does not
+  depend on W. (Each rank reads the whole batch: simple and identical across ranks; with a streamed source it
+  also repeats the forward passes, a cost the plan does not count.)
+* Gradients: each rank's loss is the mean over its B/W rows, so the mean of the W local gradients is the
+  gradient of the global batch's loss:  ∇L = (1/W) Σ_r ∇L_r  (all_reduce SUM, then / W), applied before the
+  decoder-parallel projection and Adam, which then run identically on every rank.
+* Statistics: the per-feature fire counts of the step are summed over ranks (all_reduce), so last-fired steps,
+  dead features, feature densities and therefore resampling are global, not per rank. Resampling reads the same
+  inputs with the same generator on every rank, so every rank makes the same choice.
+* Logged mse / l1 / l0 / loss are averaged over ranks (equal shards: the global batch's values).
+* Outputs and checkpoints: rank 0 writes artifacts/sae/RUN and checkpoints/sae/RUN as the one-process stage
+  does; rank r > 0 keeps its own (identical) checkpoint in checkpoints/sae/RUN.rank{r} so that it resumes
+  from the same step, and its outputs there are deleted at the end.
+
+Equivalence with one process (tests/test_distributed.py): same weights to float tolerance; the sums of the
+gradient all-reduce are in another order, so they agree to ~1e-6, not bitwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .sae_train import SAETrainer
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) when torch.distributed is not initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def local_slice(batch: int, rank: int, world_size: int) -> slice:
+    """The rows of a global batch that `rank` trains on."""
+    if batch % world_size:
+        raise ValueError(f"sae.batch_size {batch} must be divisible by the number of processes {world_size}")
+    n = batch // world_size
+    return slice(rank * n, (rank + 1) * n)
+
+
+class DistributedSAETrainer(SAETrainer):
+    """SAETrainer whose step trains on this rank's slice and keeps gradients and statistics global."""
+
+    def __init__(self, sae, cfg, device="cpu"):
+        super().__init__(sae, cfg, device)
+        self.rank, self.world_size = world()
+
+    def sync_grads(self) -> None:
+        """∇L = (1/W) Σ_r ∇L_r over the ranks."""
+        if self.world_size == 1:
+            return
+        for p in self.sae.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            if p.grad.is_sparse:
+                p.grad = p.grad.to_dense()
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(self.world_size)
+
+    def step(self, x: torch.Tensor):
+        """x is the global batch (B, d); this rank trains on its slice, statistics are summed over ranks."""
+        B = x.shape[0]
+        local = x[local_slice(B, self.rank, self.world_size)]
+        terms = super().step(local)
+        if self.world_size == 1:
+            return terms
+        counts = terms.fire_counts.to(torch.long).clone()
+        dist.all_reduce(counts, op=dist.ReduceOp.SUM)
+        counts = counts.cpu()
+        local_counts = terms.fire_counts.cpu()
+        # super().step applied this rank's counts; replace them by the global ones
+        self.last_fired[counts > 0] = self.step_count
+        self.feature_counts += counts - local_counts
+        self.counts_inputs += B - local.shape[0]
+        scalars = torch.stack([terms.total.detach(), terms.mse.detach(), terms.l1.detach(),
+                               terms.l0.detach().to(terms.mse.dtype)])
+        dist.all_reduce(scalars, op=dist.ReduceOp.SUM)
+        scalars /= self.world_size
+        return dataclasses.replace(terms, total=scalars[0], mse=scalars[1], l1=scalars[2], l0=scalars[3],
+                                   fire_counts=counts)
+
+
+def init(device_kind: str = "cpu") -> torch.device:
+    """Join the torchrun process group (gloo on CPU, NCCL on CUDA); the device of this rank."""
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    if device_kind == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def train_sae_distributed(cfg, run, store, out_dir: str | Path, ckpt_dir: str | Path, **kw) -> dict:
+    """sae_train.train_sae on every rank: rank 0 writes out_dir / ckpt_dir, rank r > 0 works in
+    ckpt_dir.rank{r} (its own checkpoint, so it resumes with rank 0; its outputs are discarded)."""
+    from .sae_train import train_sae
+
+    rank, W = world()
+    local_slice(cfg.batch_size, rank, W)  # fail early, with the message, when B % W != 0
+    if rank == 0:
+        stats = train_sae(cfg, run, store, out_dir, ckpt_dir=ckpt_dir, trainer_cls=DistributedSAETrainer, **kw)
+    else:
+        own = Path(f"{ckpt_dir}.rank{rank}")
+        kw["progress"] = False
+        stats = train_sae(cfg, run, store, own / "out", ckpt_dir=own / "ckpt", trainer_cls=DistributedSAETrainer,
+                          **kw)
+        if stats:  # finished (not stopped early): nothing of this rank is kept
+            shutil.rmtree(own, ignore_errors=True)
+    if W > 1:
+        dist.barrier()
+    return stats
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.path.insert(0, str(Path.cwd()))
+    from .config import ConfigError, load_params
+    from .sae import HOOK_NAME
+    from .streaming import open_source
+    from .utils import fail, resolve_device
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    try:
+        params = load_params(args.params)
+    except ConfigError as e:
+        fail(str(e))
+    if args.run not in params.sae_runs:
+        fail(f"sae_runs has no run {args.run!r}")
+    run = params.sae_runs[args.run]
+    device = init(resolve_device(params.device).type)
+    rank = world()[0]
+    try:
+        stats = train_sae_distributed(
+            params.sae, run, open_source(params, run.model, device), Path("artifacts/sae") / args.run,
+            Path("checkpoints/sae") / args.run, device=device,
+            metadata={"model_name": f"monosemantic-1L-{run.model}", "hook_name": HOOK_NAME,
+                      "context_size": params.transformer.n_ctx, "run_name": args.run})
+    except (ValueError, RuntimeError, FileNotFoundError) as e:  # StoreError, SamplingError, NonFiniteLossError
+        fail(f"rank {rank}: {e}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0 and stats:
+        print(f"{args.run}: mse {stats['mse']:.4g}, L0 {stats['l0']:.1f}, dead {stats['dead']}")
+
+
+if __name__ == "__main__":
+    main()

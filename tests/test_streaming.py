@@ -1,0 +1,137 @@
+"""Streamed activations (monosemantic/streaming.py): the stored mode's points, block-shuffled, deterministic."""
+
+import numpy as np
+import pytest
+import torch
+
+from monosemantic.config import ResampleConfig, SAEConfig, SAERun
+from monosemantic.model import build_model
+from monosemantic.sae import SparseAutoencoder
+from monosemantic.sae_train import train_sae
+from monosemantic.store import ActivationStore
+from monosemantic.streaming import StreamedActivations, same_context_share
+from test_activations import CFG, random_stream, sample
+
+N, K, S = 1000, 4, 200
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(CFG, 0).eval()
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return random_stream(6000)
+
+
+def streamed(model, stream, **kw):
+    args = dict(n_points=N, k=K, shuffle_buffer=S, seed=4, batch_contexts=8, dtype="float32")
+    args.update(kw)
+    return StreamedActivations(model, stream, **args)
+
+
+def test_same_context_share_by_hand():
+    assert same_context_share([0, 0, 1, 2]) == pytest.approx(2 / 12)
+    assert same_context_share([5, 6, 7]) == 0.0
+    assert same_context_share([1, 1, 1]) == 1.0
+
+
+def test_streams_the_points_of_the_stored_mode(model, stream, tmp_path):
+    sample(model, stream, tmp_path / "s")
+    store = ActivationStore(tmp_path / "s")
+    src = streamed(model, stream)
+    tokens = np.concatenate([src.block_tokens(b) for b in range(src.n_blocks)])
+    stored_tokens = store.index()["token"]
+    assert np.array_equal(np.sort(tokens), np.sort(stored_tokens))  # same tokens, other order
+    assert not np.array_equal(tokens, stored_tokens)
+    x_stream, x_store = src.read(0, N), store.read(0, N)
+    row_of = {t: i for i, t in enumerate(stored_tokens)}
+    perm = np.array([row_of[t] for t in tokens])
+    torch.testing.assert_close(x_stream, x_store[perm], rtol=1e-5, atol=1e-6)  # same activations per token
+
+
+def test_reads_are_a_pure_function_of_the_rows(model, stream):
+    a, b = streamed(model, stream), streamed(model, stream)
+    whole = a.read(0, N)
+    parts = torch.cat([b.read(lo, min(lo + 96, N)) for lo in reversed(range(0, N, 96))][::-1])
+    assert torch.equal(whole, parts)
+    assert len(a._cache) <= 2 and len(b._cache) <= 2  # memory bounded by two blocks
+    assert not torch.equal(streamed(model, stream, seed=5).read(0, 50), whole[:50])
+
+
+def test_block_shuffle_mixes_contexts_as_expected(model, stream):
+    src = streamed(model, stream)
+    ctx = np.concatenate([src.block_tokens(b) for b in range(src.n_blocks)]) // CFG.n_ctx
+    B = 50
+    shares = [same_context_share(ctx[lo:lo + B]) for lo in range(0, N, B)]
+    # uniform draws from S points of S/K contexts: (K-1)/(S-1) = 0.0151; unshuffled batches: (K-1)/(B-1) = 0.061
+    assert np.mean(shares) == pytest.approx((K - 1) / (S - 1), abs=0.006)
+    unshuffled = np.repeat(np.arange(N // K), K)
+    assert same_context_share(unshuffled[:B]) == pytest.approx((K - 1) / (B - 1), abs=0.002)
+
+
+def test_sae_metrics_streamed_equal_stored_within_tolerance(model, stream, tmp_path, one_thread):
+    """The same SAE trained on the store and on the stream (same points, other shuffle), both evaluated on all
+    4000 points: MSE within 15% and L0 within 10% (relative). Measured here for SAE seeds 5/6/7: MSE +3.8%,
+    +8.1%, +2.5%, L0 -0.5%, -3.5%, -2.9%; the stored runs alone spread by 8% in MSE across those seeds."""
+    sample(model, stream, tmp_path / "s", n_points=4000, k=4)
+    cfg = SAEConfig(batch_size=64, steps=300, lr=3e-3, geometric_median_points=256, log_every=100,
+                    checkpoint_every=1000, resample=ResampleConfig(steps=(100,), dead_window=50, n_inputs=512))
+    run = SAERun(model="A", n_features=64, l1=1e-3)
+    train_sae(cfg, run, ActivationStore(tmp_path / "s"), tmp_path / "a", progress=False)
+    src = streamed(model, stream, n_points=4000, shuffle_buffer=800)
+    train_sae(cfg, run, src, tmp_path / "b", progress=False)
+    assert src.blocks_computed >= 5  # it did stream (4000 points in blocks of 800)
+    x = ActivationStore(tmp_path / "s").read(0, 4000)
+    with torch.no_grad():
+        ref, got = (SparseAutoencoder.load(tmp_path / d).loss(x) for d in ("a", "b"))
+    assert got.mse.item() == pytest.approx(ref.mse.item(), rel=0.15)
+    assert got.l0.item() == pytest.approx(ref.l0.item(), rel=0.10)
+
+
+def test_identity_names_the_data(model, stream):
+    a = streamed(model, stream)
+    assert a.manifest["shards"][0]["sha256"] == streamed(model, stream).identity()
+    assert streamed(model, stream, seed=5).identity() != a.identity()
+    assert streamed(build_model(CFG, 1), stream).identity() != a.identity()
+    assert a.blocks_computed == 0  # identifying the stream runs no forward pass
+
+
+def test_open_source_follows_activations_mode(model, stream, tmp_path):
+    import dataclasses
+
+    from monosemantic.config import load_params
+    from monosemantic.store import StoreError
+    from monosemantic.streaming import open_source
+
+    model.save(tmp_path / "models" / "A")
+    (tmp_path / "tokens").mkdir()
+    stream.tokens.tofile(tmp_path / "tokens" / "train.bin")
+    np.savez(tmp_path / "tokens" / "train_docs.npz", doc_start=stream.doc_start, doc_subset=stream.doc_subset,
+             subsets=np.array(stream.subsets))
+    p = dataclasses.replace(load_params("configs/smoke.yaml"), precision="fp32")
+    with pytest.raises(StoreError):  # stored: the store, which is not there
+        open_source(p, "A", root=tmp_path)
+    a = dataclasses.replace(p.activations, mode="streamed", n_points=N, tokens_per_context=K, shuffle_buffer=S)
+    src = open_source(dataclasses.replace(p, activations=a), "A", root=tmp_path)
+    assert isinstance(src, StreamedActivations) and src.n_points == N and src.d == CFG.d_mlp
+    torch.testing.assert_close(src.read(0, 10), streamed(model, stream, dtype="float16").read(0, 10))
+    mixed = dataclasses.replace(p, transformer=dataclasses.replace(p.transformer, mix={"a": 0.5}),
+                                activations=a)
+    with pytest.raises(ValueError, match="mix"):
+        open_source(mixed, "A", root=tmp_path)
+
+
+def test_config_rejects_a_buffer_of_partial_contexts():
+    import yaml
+
+    from monosemantic.config import ConfigError, params_from_dict
+
+    data = yaml.safe_load(open("configs/smoke.yaml"))
+    data["activations"].update(mode="streamed", shuffle_buffer=8190)
+    with pytest.raises(ConfigError, match="shuffle_buffer: 8190 must be a multiple of tokens_per_context 16"):
+        params_from_dict(data)
+    data["activations"].update(mode="fifo", shuffle_buffer=8192)
+    with pytest.raises(ConfigError, match="activations.mode: 'fifo' not one of stored, streamed"):
+        params_from_dict(data)
