@@ -290,11 +290,13 @@ def dose_response_figure(rows: list[dict], path: str | Path) -> None:
         for key, label, color, marker in series:
             ax.plot([r["share"] for r in base], [r[key] for r in base], color=color, lw=1.2, label=label)
             for r in base + extra:
-                tag = "" if r in base else ("4x tokens" if r["tokens_mult"] > 1 else "4x SAE points")
-                ax.scatter(r["share"], r[key], marker="*" if tag else marker, s=70 if tag else 28, color=color,
+                tag = "" if r in base else (f"{r['tokens_mult']}x tokens" if r["tokens_mult"] > 1
+                                            else f"{r['sae_points_mult']}x SAE points")
+                x = r["share"] * (1.35 if tag else 1.0)  # beside the arm of the same share
+                ax.scatter(x, r[key], marker="*" if tag else marker, s=80 if tag else 28, color=color,
                            facecolors=color if r["context_learned"] else "none", zorder=3)
                 if tag and key == "feature_r":
-                    ax.annotate(tag, (r["share"], r[key]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+                    ax.annotate(tag, (x, r[key]), fontsize=6, xytext=(4, 2), textcoords="offset points")
         ax.set_xscale("log")
         ticks = sorted({r["share"] for r in sel})
         ax.set_xticks(ticks, [f"{100 * t:.2g}%" for t in ticks], fontsize=7)
@@ -303,7 +305,9 @@ def dose_response_figure(rows: list[dict], path: str | Path) -> None:
         ax.set_xlabel("share of training tokens")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("Pearson r with the proxy")
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("Rare contexts: features vs neurons as the context's share falls (hollow: context not learned)",
-                 fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
+    fig.suptitle("Rare contexts: features vs neurons as the context's share falls (hollow: context not learned; "
+                 "stars: more transformer tokens)", fontsize=9)
+    fig.subplots_adjust(bottom=0.25)
     _save(fig, path)
