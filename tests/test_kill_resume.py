@@ -51,6 +51,8 @@ def kill_when(proc: subprocess.Popen, root: Path, pattern: str, timeout: float =
 
 def test_killed_repro_resumes_and_matches_an_uninterrupted_run(smoke_reference, tmp_path):
     root = regression.scratch_copy(tmp_path / "repo")
+    if not (root / "data").exists():  # a fresh clone has no data/ until `dvc pull` (regression.reproduce does the same)
+        subprocess.run(["dvc", "pull", "-q", "data.dvc"], cwd=root, check=True, env=regression.venv_env())
     # Checkpoint earlier (smoke: every 50 steps of 150) so a kill lands well inside the stage; checkpointing
     # does not change results. The transformer's stays a multiple of lm.LOG_EVERY: its logged train loss is a
     # running mean since the last log, which a checkpoint between two logs does not hold.
