@@ -26,7 +26,7 @@ def lock_hashes(root: Path) -> dict[str, str]:
 
 
 def start_repro(root: Path, log: Path) -> subprocess.Popen:
-    env = {**regression.venv_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = regression.venv_env()  # the reference run's environment: thread counts change fp32 rounding
     with open(log, "w") as fh:  # its own session: SIGKILL reaches dvc and the stage it runs
         return subprocess.Popen(["dvc", "repro", "train_sae"], cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
