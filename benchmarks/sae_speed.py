@@ -1,5 +1,5 @@
-"""SAE training speed against SAELens, the transformer's training and sampling speed, all against the
-fp32 GEMM peak measured in the same process.
+"""SAE training speed against SAELens, against the fp32 GEMM peak measured in the same process (the transformer's
+training and sampling speed, and the bf16 figures: benchmarks/speed.py, which imports the helpers here).
 
     python benchmarks/sae_speed.py [--sae-dir artifacts/sae/A_4096] [--store artifacts/activations/A/train]
                                    [--quick] [--steps N] [--out benchmarks/results/<machine>.json]
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -43,11 +44,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monosemantic.config import SAEConfig, TransformerConfig  # noqa: E402
-from monosemantic.lm import make_optimizer  # noqa: E402
-from monosemantic.model import ModelConfig, build_model  # noqa: E402
-from monosemantic.sae import SparseAutoencoder, geometric_median  # noqa: E402
-from monosemantic.sae_train import AUTO_MAX_DENSITY, SAETrainer  # noqa: E402
+from monosemantic.config import SAEConfig, load_params  # noqa: E402
+from monosemantic.lm.model import ModelConfig  # noqa: E402
+from monosemantic.sae.model import SparseAutoencoder, geometric_median  # noqa: E402
+from monosemantic.sae.train import AUTO_MAX_DENSITY, SAETrainer  # noqa: E402
 
 D_DEFAULT, LAMBDA_DEFAULT = 512, 0.0005
 
@@ -134,7 +134,7 @@ def gemm_peak(sizes: list[tuple[int, int, int]], repeats: int) -> dict:
 def load_batches(store_path: Path | None, n: int, batch: int, d: int, seed: int = 0):
     """n batches of real activations (consecutive rows of the shuffled store), or synthetic ones."""
     if store_path is not None and (store_path / "manifest.json").exists():
-        from monosemantic.store import ActivationStore
+        from monosemantic.lm.store import ActivationStore
 
         store = ActivationStore(store_path)
         need = n * batch
@@ -300,65 +300,6 @@ def sampling_flops_per_token(mc: ModelConfig, k: int) -> float:
     return 2 * 4 * mc.d_model**2 + 2 * mc.n_ctx * mc.d_model + (k / mc.n_ctx) * 2 * mc.d_model * mc.d_mlp
 
 
-def bench_transformer(steps: int, warmup: int, peak: float) -> dict:
-    tc = TransformerConfig()  # defaults: d_model 128, n_ctx 128, batch 32
-    mc = ModelConfig(vocab_size=4096, d_model=tc.d_model, d_mlp=tc.d_mlp, n_heads=tc.n_heads, n_ctx=tc.n_ctx)
-    model = build_model(mc, 1)
-    opt = make_optimizer(model, tc)
-    g = torch.Generator().manual_seed(0)
-    was_det = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)  # as lm.train does
-    times = []
-    try:
-        model.train()
-        for i in range(warmup + steps):
-            batch = torch.randint(0, mc.vocab_size, (tc.batch_size, mc.n_ctx + 1), generator=g)
-            t0 = time.perf_counter()
-            loss = model.token_losses(batch).mean()  # the body of lm.train's step
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            loss.item()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    finally:
-        torch.use_deterministic_algorithms(was_det)
-    tok = tc.batch_size * mc.n_ctx
-    tps = tok / statistics.median(times)
-    fpt = lm_flops_per_token(mc, True)
-    train = {"name": "transformer training step", "batch": tc.batch_size, "n_ctx": mc.n_ctx,
-             "d_model": mc.d_model, "vocab": mc.vocab_size, "tokens_per_s": round(tps, 1),
-             "flops_per_token": fpt, "gflops": round(tps * fpt / 1e9, 2),
-             "frac_of_peak": round(tps * fpt / 1e9 / peak, 3), "step_s": round(statistics.median(times), 4)}
-
-    # Activation sampling: forward to the MLP at the default batch_contexts 64, k = 32 positions per context.
-    from monosemantic.config import ActivationsConfig
-
-    ac = ActivationsConfig()
-    model.eval()
-    times = []
-    for i in range(warmup + steps):
-        toks = torch.randint(0, mc.vocab_size, (ac.batch_contexts, mc.n_ctx), generator=g)
-        pos = torch.stack([torch.randperm(mc.n_ctx, generator=g)[:ac.tokens_per_context]
-                           for _ in range(ac.batch_contexts)])
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            acts = model.mlp_acts(toks, pos)
-        acts.float().sum().item()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    tok = ac.batch_contexts * mc.n_ctx
-    tps = tok / statistics.median(times)
-    fpt = sampling_flops_per_token(mc, ac.tokens_per_context)
-    sample = {"name": "activation sampling (forward + mlp acts)", "batch_contexts": ac.batch_contexts,
-              "tokens_per_context": ac.tokens_per_context, "tokens_per_s": round(tps, 1),
-              "points_per_s": round(tps * ac.tokens_per_context / mc.n_ctx, 1),
-              "flops_per_token": fpt, "gflops": round(tps * fpt / 1e9, 2),
-              "frac_of_peak": round(tps * fpt / 1e9 / peak, 3), "step_s": round(statistics.median(times), 4)}
-    return {"train": train, "sampling": sample}
-
-
 # ------------------------------------------------------------------------------------------- report
 
 
@@ -382,14 +323,6 @@ def markdown(res: dict) -> str:
         lines.append(f"| {r['name']} | {r['features']:,} | {r['batch']:,} | {r['l0_mean']:.1f} | "
                      f"{r['ours_samples_per_s']:,.0f} | {sl} | {ratio} | {r['ours_dense_equiv_gflops']:.0f} "
                      f"({100 * r['ours_frac_of_peak']:.0f}%) | {slg} |")
-    if "transformer" in res:
-        t, s = res["transformer"]["train"], res["transformer"]["sampling"]
-        lines += ["", "| transformer (d_model 128, n_ctx 128, vocab 4096) | tokens/s | GFLOP/s | of GEMM peak |",
-                  "|---|---:|---:|---:|",
-                  f"| training step (batch 32) | {t['tokens_per_s']:,.0f} | {t['gflops']:.1f} | "
-                  f"{100 * t['frac_of_peak']:.1f}% |",
-                  f"| activation sampling (64 contexts, 32 points each) | {s['tokens_per_s']:,.0f} | "
-                  f"{s['gflops']:.1f} | {100 * s['frac_of_peak']:.1f}% |"]
     return "\n".join(lines)
 
 
@@ -402,7 +335,6 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None, help="SAE batch (default 8192, --quick 1024)")
     ap.add_argument("--no-saelens", action="store_true")
-    ap.add_argument("--skip-transformer", action="store_true")
     ap.add_argument("--skip", default="", help="comma-separated SAE configs to skip: trained,tiled,init")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
     ap.add_argument("--out", type=Path, default=None)
@@ -439,7 +371,8 @@ def main(argv=None) -> int:
     batches, res["data"] = load_batches(args.store, n_batches, batch, d)
     d = batches[0].shape[1]
     print(f"data: {res['data']}", flush=True)
-    cfg = SAEConfig(batch_size=batch, fast_path="auto")  # default lr 1e-3, betas (0.9, 0.999)
+    # the default profile's lr 1e-3, betas (0.9, 0.999)
+    cfg = dataclasses.replace(load_params(ROOT / "params.yaml").sae, batch_size=batch, fast_path="auto")
 
     if (args.sae_dir / "sae_weights.safetensors").exists():
         trained = SparseAutoencoder.load(args.sae_dir)
@@ -471,10 +404,6 @@ def main(argv=None) -> int:
         del big
     if "init" not in skip:
         run("A/1 at init", fresh_sae(d, trained.n_features, trained.l1_coeff, batches[0][:4096], seed=5))
-
-    if not args.skip_transformer:
-        res["transformer"] = bench_transformer(3 if quick else 10, 1 if quick else 3, peak)
-        print(json.dumps(res["transformer"]), flush=True)
 
     res["loadavg_end"] = loadavg()
     # "sae_speed-" prefix: benchmarks/results/<machine>.json is now speed.py's (earlier runs of this script, e.g.

@@ -6,12 +6,12 @@ Measured in one process, on one machine (results: benchmarks/results/<cpu-model>
 
 1. GEMM peaks: best GFLOP/s of torch.matmul in fp32 and in bf16 (bf16 inputs, bf16 output; fp32 accumulation),
    square(-ish) sizes including the SAE encoder's 8192×512×4096, best of several repeats.
-2. Transformer (default config: d_model 128, 4 heads, n_ctx 128, vocab 4096, batch 32): tokens/s of the body of
+2. Transformer (params.yaml's: d_model 128, 4 heads, n_ctx 128, vocab 4096, batch 32): tokens/s of the body of
    `lm.train`'s step (forward under `utils.autocast(device, precision)`, cross-entropy, backward, gradient
    clipping, AdamW) with precision fp32 and bf16, and of activation sampling (`Transformer.mlp_acts`, 64 contexts
    × 32 sampled positions) in both precisions. Deterministic algorithms on, as in `lm.train`.
 3. SAE step (d 512, batch 8192) at the A/1 shape (4096 features) and at 16,384 features: samples/s of ours in
-   fp32 (`SAETrainer`, fast_path auto, encoder_screen off), ours bf16-screened (encoder_screen bf16:
+   fp32 (`SAETrainer`, fast_path auto, encoder_screen fp32), ours bf16-screened (encoder_screen bf16:
    `sae.EncoderScreen`) and SAELens (`sae_lens.SAETrainer.step`, when installed: `pip install -e '.[bench]'`),
    the three ALTERNATED step by step on the same batches from the same weights. Weights: the trained
    artifacts/sae/A_4096 when present (16,384: it tiled 4× with b_e lowered to the same L0, see sae_speed.py),
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import statistics
 import sys
@@ -43,14 +44,15 @@ from sae_speed import (D_DEFAULT, LAMBDA_DEFAULT, fresh_sae, l0_of, lm_flops_per
                        loadavg, machine_info, machine_slug, make_saelens, sampling_flops_per_token,
                        shift_b_e_to_l0, tile_sae)
 
-from monosemantic.config import ActivationsConfig, SAEConfig, TransformerConfig  # noqa: E402
-from monosemantic.lm import make_optimizer  # noqa: E402
-from monosemantic.model import ModelConfig, build_model  # noqa: E402
-from monosemantic.sae import SparseAutoencoder  # noqa: E402
-from monosemantic.sae_train import SAETrainer  # noqa: E402
+from monosemantic.config import ActivationsConfig, TransformerConfig, load_params  # noqa: E402
+from monosemantic.lm.train import make_optimizer  # noqa: E402
+from monosemantic.lm.model import ModelConfig, build_model  # noqa: E402
+from monosemantic.sae.model import SparseAutoencoder  # noqa: E402
+from monosemantic.sae.train import SAETrainer  # noqa: E402
 from monosemantic.utils import autocast  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DEFAULT = load_params(ROOT / "params.yaml")  # the default profile: the transformer, sampling and SAE settings
 
 
 def sync(device: torch.device) -> None:
@@ -150,13 +152,13 @@ def bench_sae(name: str, sae: SparseAutoencoder, batches: list[torch.Tensor], st
     """Our step in fp32 and bf16-screened, and SAELens's, alternated step by step from the same weights."""
     B, d, F = batches[0].shape[0], sae.d, sae.n_features
     variants = {}
-    for key, screen in (("ours_fp32", "off"), ("ours_bf16_screened", "bf16")):
-        cfg = SAEConfig(batch_size=B, fast_path="auto", encoder_screen=screen)
+    for key, screen in (("ours_fp32", "fp32"), ("ours_bf16_screened", "bf16")):
+        cfg = dataclasses.replace(DEFAULT.sae, batch_size=B, fast_path="auto", encoder_screen=screen)
         trainer = SAETrainer(copy.deepcopy(sae).to(device), cfg, device)
         variants[key] = trainer.step
     screened = trainer.sae
     if with_saelens:
-        _, theirs = make_saelens(sae, SAEConfig(batch_size=B), B)
+        _, theirs = make_saelens(sae, dataclasses.replace(DEFAULT.sae, batch_size=B), B)
         variants["sae_lens"] = theirs.step
     times = {k: [] for k in variants}
     l0s, candidates = [], []
@@ -251,10 +253,10 @@ def main(argv=None) -> int:
     res["gemm"] = gemm
     print(f"GEMM peaks: {res['gemm_gflops']}", flush=True)
 
-    tc, ac, vocab = TransformerConfig(), ActivationsConfig(), 4096
+    tc, ac, vocab = DEFAULT.transformer, DEFAULT.activations, 4096
     if quick:
-        tc = TransformerConfig(d_model=32, d_mlp=128, n_heads=2, n_ctx=32, batch_size=4)
-        ac = ActivationsConfig(batch_contexts=4, tokens_per_context=8)
+        tc = dataclasses.replace(tc, d_model=32, d_mlp=128, n_heads=2, n_ctx=32, batch_size=4)
+        ac = dataclasses.replace(ac, batch_contexts=4, tokens_per_context=8)
         vocab = 512
     res["transformer"] = [bench_transformer(p, steps, warmup, device, tc, ac, vocab) for p in ("fp32", "bf16")]
     res["transformer_tokens_per_s"] = {r["precision"]: r["train_tokens_per_s"] for r in res["transformer"]}

@@ -2,7 +2,7 @@
 
     python benchmarks/sweep_wall_time.py [--paths auto dense] [--runs A_512 A_4096 ...] [--out FILE]
 
-For every run of params.yaml's sae_runs and every path of --paths, calls `monosemantic.sae_train.train_sae`
+For every run of params.yaml's sae_runs and every path of --paths, calls `monosemantic.sae.train.train_sae`
 (what stages/train_sae.py calls: geometric median, 2000 steps, dead-feature resampling, outputs written)
 with sae.fast_path overridden, into a temporary directory, and times the whole call. Runs alone, one at a time.
 
@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from monosemantic.config import load_params  # noqa: E402
-from monosemantic.sae_train import train_sae  # noqa: E402
-from monosemantic.store import ActivationStore, sha256_file  # noqa: E402
+from monosemantic.sae.train import train_sae  # noqa: E402
+from monosemantic.lm.store import ActivationStore, sha256_file  # noqa: E402
 from monosemantic.utils import seed_everything  # noqa: E402
 from sae_speed import loadavg, machine_info, machine_slug  # noqa: E402
 

@@ -77,6 +77,12 @@ def write_json(path: str | Path, obj: Any) -> None:
             tmp.write_text(json.dumps(timed, indent=2) + "\n")
 
 
+def write_csv(df, path: str | Path) -> None:
+    """Write a pandas frame as CSV atomically (6 significant digits, no index)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -94,12 +100,21 @@ def truncate_live(live_dir: Path, step: int) -> None:
         tsv.write_text("\n".join([header, *kept]) + "\n")
 
 
+class PipelineError(Exception):
+    """An error the pipeline expects (bad params, a missing or corrupt artifact, a diverged run): a stage prints
+    its message alone, without a traceback (runner.stage). Each part of the package subclasses it."""
+
+
+class DeviceError(PipelineError, RuntimeError):
+    pass
+
+
 def resolve_device(device: str) -> torch.device:
     """'auto' -> cuda when available, else cpu."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was requested but no CUDA GPU is visible; use device: auto or cpu")
+        raise DeviceError("device: cuda was requested but no CUDA GPU is visible; use device: auto or cpu")
     return torch.device(device)
 
 

@@ -20,9 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monosemantic.build_corpus import (  # noqa: E402
-    ARCHIVES, ArchiveError, build, dvc_dir_md5, format_table, sha256_bytes,
-)
+from tools.minipile.archives import ARCHIVES, ArchiveError, sha256_bytes  # noqa: E402
+from tools.minipile.build import build, dvc_dir_md5, format_table  # noqa: E402
 
 DEFAULT_ARCHIVES = Path.home() / ".cache" / "monosemantic" / "archives"
 

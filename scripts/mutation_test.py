@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_sae.py", "tests/test_sae_train.py", "tests/test_resample.py", "tests/test_metrics.py",
          "tests/test_store.py", "tests/test_transformer_nan.py", "tests/test_activations.py"]
-COPY = ["monosemantic", "stages", "tests", "configs", "params.yaml", "pyproject.toml", "dvc.yaml"]
+COPY = ["monosemantic", "stages", "tools", "tests", "configs", "params.yaml", "pyproject.toml", "dvc.yaml"]
 
 
 @dataclass(frozen=True)
@@ -39,34 +39,33 @@ class Mutation:
 
 
 MUTATIONS = [
-    Mutation("decoder parallel-gradient removal deleted (SAETrainer.step)", "monosemantic/sae_train.py",
+    Mutation("decoder parallel-gradient removal deleted (SAETrainer.step)", "monosemantic/sae/train.py",
              "        self.sae.remove_parallel_grad()\n", ""),
-    Mutation("resampled encoder scale 1.0 instead of 0.2 (resample.py)", "monosemantic/resample.py",
+    Mutation("resampled encoder scale 1.0 instead of 0.2 (resample.py)", "monosemantic/sae/resample.py",
              "directions * (encoder_scale * mean_alive_norm)", "directions * (1.0 * mean_alive_norm)"),
-    Mutation("resampled encoder scale 1.0 instead of cfg's 0.2 (SAETrainer.resample)", "monosemantic/sae_train.py",
+    Mutation("resampled encoder scale 1.0 instead of cfg's 0.2 (SAETrainer.resample)", "monosemantic/sae/train.py",
              "self.cfg.resample.encoder_scale, generator)", "1.0, generator)"),
     Mutation("resampled encoder scale 1.0 in the smoke profile", "configs/smoke.yaml",
              "    encoder_scale: 0.2", "    encoder_scale: 1.0"),
-    Mutation("resampling picks inputs with probability ∝ loss, not loss²", "monosemantic/resample.py",
+    Mutation("resampling picks inputs with probability ∝ loss, not loss²", "monosemantic/sae/resample.py",
              "prob = loss.double().pow(2)", "prob = loss.double()"),
-    Mutation("Adam moments of resampled features not reset", "monosemantic/resample.py",
+    Mutation("Adam moments of resampled features not reset", "monosemantic/sae/resample.py",
              "            state[key][index] = 0.0", "            pass"),
-    Mutation("MSE summed instead of averaged (sae.py, both paths)", "monosemantic/sae.py",
+    Mutation("MSE summed instead of averaged (sae.py, both paths)", "monosemantic/sae/model.py",
              "mse = (x_hat - x).pow(2).mean()", "mse = (x_hat - x).pow(2).sum()"),
-    Mutation("off-by-one in the sampled positions' token index (activations.py)", "monosemantic/activations.py",
+    Mutation("off-by-one in the sampled positions' token index (activations.py)", "monosemantic/lm/activations.py",
              "token = (starts[:, None] + pos)", "token = (starts[:, None] + pos + 1)"),
     Mutation("off-by-one in the positions whose activations are kept (activations.py)",
-             "monosemantic/activations.py", "acts = model.mlp_acts(toks, torch.from_numpy(pos).to(device))",
+             "monosemantic/lm/activations.py", "acts = model.mlp_acts(toks, torch.from_numpy(pos).to(device))",
              "acts = model.mlp_acts(toks, torch.from_numpy(np.maximum(pos - 1, 0)).to(device))"),
-    Mutation("loss recovered accepts a non-positive denominator", "monosemantic/metrics.py",
+    Mutation("loss recovered accepts a non-positive denominator", "monosemantic/sae/metrics.py",
              "    if not loss_zero > loss_clean:", "    if False:"),
-    Mutation("shard sha256 not verified at open", "monosemantic/store.py",
+    Mutation("shard sha256 not verified at open", "monosemantic/lm/store.py",
              "                    if sha256_file(p) != s[\"sha256\"]:", "                    if False:"),
-    Mutation("transformer NaN loss not checked", "monosemantic/lm.py",
-             "        if not torch.isfinite(loss.detach()).item():", "        if False:"),
-    Mutation("SAE checkpoint not resumed (fingerprint ignored)", "monosemantic/sae_train.py",
-             "    ckpt = read_checkpoint(ckpt_path, fingerprint, device) if resume else None",
-             "    ckpt = None"),
+    Mutation("transformer NaN loss not checked", "monosemantic/lm/train.py",
+             "        check_finite(loss, step + 1, advice=", "        (lambda *a, **k: None)(loss, step + 1, advice="),
+    Mutation("SAE checkpoint not resumed (fingerprint ignored)", "monosemantic/sae/train.py",
+             "    state = checkpoint.load() if resume else None", "    state = None"),
 ]
 
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from monosemantic import interpretability as ip  # noqa: E402
-from monosemantic import interpretability_figures as ifig  # noqa: E402
+from monosemantic.analysis import spotcheck  # noqa: E402
+from monosemantic.figures import interpretability as ifig  # noqa: E402
 from monosemantic.utils import fail  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"{p}: missing (run `dvc repro interpretability` first; SCORES is your filled copy of "
                  f"{args.dir / 'spotcheck_scores.csv'})")
     try:
-        hand = ip.read_spotcheck(args.scores, key)
+        hand = spotcheck.read_spotcheck(args.scores, key)
     except ValueError as e:
         fail(str(e))
     if not hand:

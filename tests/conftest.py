@@ -15,7 +15,6 @@ def one_thread():
 def _timings_in_tmp(tmp_path_factory):
     """write_json puts wall-clock numbers in utils.TIMINGS_DIR; keep the tests' out of the repo's logs/."""
     from monosemantic import utils
-
     saved = utils.TIMINGS_DIR
     utils.TIMINGS_DIR = tmp_path_factory.mktemp("timings")
     yield
@@ -26,8 +25,7 @@ def _timings_in_tmp(tmp_path_factory):
 def smoke_reference(tmp_path_factory):
     """One uninterrupted reproduction of the smoke profile in a scratch copy, shared by the slow tests
     (test_pipeline.py, test_kill_resume.py) so that each does not pay for its own."""
-    from monosemantic import regression
-
+    from tools import regression
     root = tmp_path_factory.mktemp("smoke_reference")
     regression.reproduce(root)
     return root

@@ -1,4 +1,4 @@
-"""Sampling MLP activations into shuffled stores (monosemantic/activations.py) and the stage scripts."""
+"""Sampling MLP activations into shuffled stores (monosemantic/lm/activations.py) and the stage scripts."""
 
 import json
 import runpy
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import activations as A
-from monosemantic.model import ModelConfig, Transformer, build_model
-from monosemantic.store import ActivationStore
-from monosemantic.tokenizer import TokenStream
+from monosemantic.lm import activations as A
+from monosemantic.lm.model import ModelConfig, Transformer, build_model
+from monosemantic.lm.store import ActivationStore
+from monosemantic.data.tokenizer import TokenStream
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ModelConfig(vocab_size=64, d_model=16, d_mlp=32, n_heads=2, n_ctx=16)
@@ -139,16 +139,24 @@ def test_memory_does_not_grow_with_the_point_count(tmp_path):
 # The four stages end to end on a tiny corpus, twice: outputs must be byte-identical.
 # ------------------------------------------------------------------------------------------------
 
-TINY_PARAMS = """
-device: cpu
-corpus: {data_dir: data}
-tokenizer: {vocab_size: 320, train_chars: 40000, min_frequency: 2}
-transformer: {d_model: 16, d_mlp: 32, n_heads: 2, n_ctx: 16, batch_size: 8, steps: 20, warmup_steps: 2,
-              eval_every: 10, eval_batches: 2, checkpoint_every: 10, seeds: {A: 1, B: 2}, shuffle_seed: 3}
-activations: {n_points: 600, tokens_per_context: 4, val_points: 100, shard_points: 256, dtype: float16,
-              batch_contexts: 16, seed: 4}
-sae: {batch_size: 64}
-"""
+def tiny_params() -> str:
+    """The smoke profile at toy sizes (every key spelled, as the strict loader requires)."""
+    import yaml
+
+    p = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    p["device"], p["precision"] = "cpu", "fp32"
+    p["corpus"]["data_dir"] = "data"
+    p["tokenizer"].update(vocab_size=320, train_chars=40000, min_frequency=2, max_documents=0)
+    p["transformer"].update(d_model=16, d_mlp=32, n_heads=2, n_ctx=16, batch_size=8, steps=20, warmup_steps=2,
+                            eval_every=10, eval_batches=2, checkpoint_every=10, seeds={"A": 1, "B": 2},
+                            shuffle_seed=3, mix={})
+    p["activations"].update(n_points=600, tokens_per_context=4, val_points=100, shard_points=256, dtype="float16",
+                            batch_contexts=16, seed=4, mode="stored", shuffle_buffer=64)
+    p["sae"]["batch_size"] = 64
+    return yaml.safe_dump(p)
+
+
+TINY_PARAMS = tiny_params()
 
 
 def run_stage(workdir: Path, script: str, *args: str) -> None:
@@ -157,7 +165,7 @@ def run_stage(workdir: Path, script: str, *args: str) -> None:
     try:
         import os
         os.chdir(workdir)
-        runpy.run_path(str(ROOT / "stages" / script), run_name="__main__")
+        runpy.run_module(f"stages.{script.removesuffix('.py')}", run_name="__main__", alter_sys=True)
     finally:
         sys.argv = old_argv
         os.chdir(old_cwd)

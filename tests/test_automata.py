@@ -1,13 +1,16 @@
 """Feature automata: a planted two-state cycle and a planted self-loop are found from firing data and logit
 weights (and nothing else is), and pinning a feature high makes the model emit the token it promotes."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 
-from monosemantic import automata as fa
-from monosemantic import logit_weights as lw
-from monosemantic.model import ModelConfig, build_model
-from monosemantic.sae import SparseAutoencoder
+from monosemantic.analysis import automata as fa
+from monosemantic.analysis import logit_weights as lw
+from monosemantic.lm.model import ModelConfig, build_model
+from monosemantic.sae.model import SparseAutoencoder
 
 V = 30
 
@@ -89,3 +92,27 @@ def test_example_path_and_top_tokens():
     assert toks[n:n + 4].tolist() in ([3, 4, 3, 4], [4, 3, 4, 3])
     assert fa.top_tokens(fire, toks, 3) == [7]
     assert fa.example_path(fire, np.zeros_like(has_next), [0, 1]) is None  # no step stays inside a context
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, one_thread):
+    import analysis_world
+    return analysis_world.build(tmp_path_factory.mktemp("world"))
+
+
+def test_validation_automata_runs_on_whole_contexts_drawn_without_replacement(world):
+    from monosemantic.analysis.token_bytes import EOT_ID, token_label
+
+    cfg = dataclasses.replace(world.params.interpretability, automata_contexts=500, automata_pinned=4,
+                              automata_min_count=2, logit_k=5)
+    model, sae, tokens = world.models["A"], world.saes["A_16"], world.streams["val"].tokens
+    found, n_tokens = fa.validation_automata(cfg, model, sae, tokens, world.tok, np.random.default_rng(3))
+    n_ctx = model.cfg.n_ctx
+    assert n_tokens == len(tokens) // n_ctx * n_ctx  # 500 asked, every whole context used once
+    starts = np.sort(np.random.default_rng(3).choice(len(tokens) // n_ctx, size=len(tokens) // n_ctx,
+                                                     replace=False)) * n_ctx
+    ctx = torch.from_numpy(np.stack([tokens[s:s + n_ctx] for s in starts]).astype(np.int64))
+    expect = fa.model_automata(model, sae, ctx, lambda i: token_label(world.tok, int(i)).replace("\n", "↵"),
+                               top_k=5, min_count=2, min_lift=cfg.automata_min_lift, max_automata=cfg.automata_max,
+                               n_pinned=4, seed=cfg.seed, exclude_token=EOT_ID)
+    assert found == expect

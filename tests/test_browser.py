@@ -1,30 +1,42 @@
-"""The feature browser's data gathering (monosemantic/browser.py) on a tiny in-memory input."""
+"""The feature browser (monosemantic/browser/: data.py gathers, site.py encodes and writes) on a tiny in-memory
+input (tests/browser_fixtures.py)."""
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from monosemantic import browser
-from monosemantic.browser_config import BrowserConfig, load_browser
+from monosemantic.analysis import proxies as px
+from monosemantic.analysis import universality as uv
+from monosemantic.analysis.token_bytes import vocab_bytes
+from monosemantic.browser import data as bd
+from monosemantic.browser import site
+from monosemantic.browser.config import load_browser
+from monosemantic.browser.inputs import BrowserInputs, Partner, related_runs
+from monosemantic.browser.screenshot import feature_to_show
 from monosemantic.config import ConfigError, SAERun
+from monosemantic.sae import metrics
+from tests.browser_fixtures import synthetic_inputs, tiny_config
 
 torch.set_num_threads(1)
-CFG = BrowserConfig(run="T_tiny", batch_size=100, top_examples=5, n_intervals=3, per_interval=2,
-                    window_before=6, window_after=3, chunk_features=8, hist_bins=8, top_logits=4)
+CFG = tiny_config()
 
 
 @pytest.fixture(scope="module")
 def inputs():
-    return browser.synthetic_inputs(seed=0)
+    return synthetic_inputs(seed=0)
+
+
+def build_site_data(inputs, cfg=CFG) -> dict:
+    return site.site_data(inputs, bd.gather(inputs, cfg, log=lambda s: None), cfg)
 
 
 @pytest.fixture(scope="module")
 def gathered(inputs):
-    return browser.gather(inputs, CFG, log=lambda s: None)
+    return build_site_data(inputs)
 
 
 def dense(inputs):
@@ -34,7 +46,7 @@ def dense(inputs):
 
 def test_sparse_activations_match_dense(inputs):
     f = dense(inputs)
-    acts = browser.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 37)
+    acts = bd.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 37)
     assert acts.n_features == f.shape[1]
     for i in range(f.shape[1]):
         rows, vals = acts.feature(i)
@@ -44,8 +56,8 @@ def test_sparse_activations_match_dense(inputs):
 
 def test_top_examples_are_the_highest_activations(inputs):
     f = dense(inputs)
-    acts = browser.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 100)
-    groups = browser.select_examples(acts, 5, 3, 2, seed=1)
+    acts = bd.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 100)
+    groups = bd.select_examples(acts, 5, 3, 2, seed=1)
     for i, g in enumerate(groups):
         col = f[:, i]
         if not (col > 0).any():
@@ -60,9 +72,9 @@ def test_top_examples_are_the_highest_activations(inputs):
 
 
 def test_interval_sampling_covers_quantile_bins(inputs):
-    acts = browser.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 100)
-    g1 = browser.select_examples(acts, 5, 3, 2, seed=1)
-    g2 = browser.select_examples(acts, 5, 3, 2, seed=1)
+    acts = bd.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 100)
+    g1 = bd.select_examples(acts, 5, 3, 2, seed=1)
+    g2 = bd.select_examples(acts, 5, 3, 2, seed=1)
     for i, groups in enumerate(g1):
         _, vals = acts.feature(i)
         if vals.size == 0:
@@ -105,21 +117,21 @@ def test_contexts_rerun_reproduces_the_store(inputs, gathered):
     and the window's tokens are the stream's tokens around it."""
     f = dense(inputs)
     width = gathered["index"]["vocab_width"]
-    acts = browser.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 100)
-    groups = browser.select_examples(acts, CFG.top_examples, CFG.n_intervals, CFG.per_interval, CFG.seed)
+    acts = bd.sparse_activations(inputs.sae.encode, inputs.store, inputs.store.n_points, 100)
+    groups = bd.select_examples(acts, CFG.top_examples, CFG.n_intervals, CFG.per_interval, CFG.seed)
     checked = 0
     for i, page in enumerate(gathered["features"]):
         for (label, ctxs), (label2, rows, vals) in zip(page["ex"], groups[i]):
             assert label == label2 and len(ctxs) == len(rows)
             for ctx, r, v in zip(ctxs, rows, vals):
-                ids = browser.b64_decode(ctx[0], width)
+                ids = site.b64_decode(ctx[0], width)
                 c = ctx[2]
                 t = int(inputs.index["token"][r])
                 assert ids[c] == int(inputs.tokens[t])
                 assert ids == [int(x) for x in inputs.tokens[t - c:t - c + len(ids)]]
                 assert len(ids) <= CFG.window_before + 1 + CFG.window_after and len(ctx[1]) == len(ids)
                 assert ctx[3] == pytest.approx(f[r, i], rel=1e-3)
-                q = browser.B64.index(ctx[1][c])
+                q = site.B64.index(ctx[1][c])
                 assert q == max(1, round(63 * v / page["amax"])) or abs(q - 63 * v / page["amax"]) <= 1.01
                 checked += 1
     assert checked > 50
@@ -129,7 +141,7 @@ def test_context_windows_direct(inputs):
     n_ctx = inputs.model.cfg.n_ctx
     rows = np.arange(20)
     pairs = np.stack([np.zeros(20, dtype=np.int64), rows], 1)
-    ids, a, center = browser.context_windows(inputs.model, inputs.sae, inputs.tokens, pairs,
+    ids, a, center = bd.context_windows(inputs.model, inputs.sae, inputs.tokens, pairs,
                                              inputs.index["context_start"], inputs.index["token"], 4, 2, n_ctx,
                                              batch_contexts=3)
     x = inputs.store.read(0, 20)
@@ -143,10 +155,10 @@ def test_search_data_has_decoded_token_text(inputs, gathered):
     idx = gathered["index"]
     tok = inputs.tok
     for i in range(len(idx["vocab"])):
-        b = browser.px.vocab_bytes(tok)[i]
+        b = vocab_bytes(tok)[i]
         if i and b and all(c < 0x80 for c in b):
             assert idx["vocab"][i] == tok.decode([i]) == b.decode()
-    assert idx["vocab"][0] == browser.EOT_LABEL
+    assert idx["vocab"][0] == site.EOT_LABEL
     f = dense(inputs)
     point_tok = inputs.tokens[inputs.index["token"]].astype(int)
     for i, toks in enumerate(idx["act_tokens"]):
@@ -161,16 +173,16 @@ def test_search_data_has_decoded_token_text(inputs, gathered):
 def test_window_texts_joins_split_characters():
     labels = ["<eot>", "a", "\\xd8", "\\xa7", "b"]
     vb = [b"", b"a", "ا".encode()[:1], "ا".encode()[1:], b"b"]
-    assert browser.window_texts(np.array([1, 2, 3, 4]), vb, labels) == ["a", "", "ا", "b"]
-    assert browser.window_texts(np.array([2, 0, 1]), vb, labels) == ["\ufffd", "<eot>", "a"]
-    assert browser.window_texts(np.array([3, 1]), vb, labels) == ["\ufffd", "a"]
+    assert site.window_texts(np.array([1, 2, 3, 4]), vb, labels) == ["a", "", "ا", "b"]
+    assert site.window_texts(np.array([2, 0, 1]), vb, labels) == ["\ufffd", "<eot>", "a"]
+    assert site.window_texts(np.array([3, 1]), vb, labels) == ["\ufffd", "a"]
 
 
 def test_b64_round_trip():
     v = np.array([0, 1, 63, 64, 4095, 1234])
-    assert browser.b64_decode(browser.b64_int(v, 2), 2) == v.tolist()
+    assert site.b64_decode(site.b64_int(v, 2), 2) == v.tolist()
     v = np.array([65535, 4096, 7])
-    assert browser.b64_decode(browser.b64_int(v, 3), 3) == v.tolist()
+    assert site.b64_decode(site.b64_int(v, 3), 3) == v.tolist()
 
 
 def test_universality_and_splitting(inputs, gathered):
@@ -181,9 +193,9 @@ def test_universality_and_splitting(inputs, gathered):
     assert len(page["sim"]["T_half"]) == CFG.similar_per_run
     cos = page["sim"]["T_half"]
     assert all(-1.0001 <= c <= 1.0001 for _, c in cos) and cos[0][1] >= cos[-1][1]
-    same = browser.Partner("same", inputs.sae, inputs.store)
-    inp2 = browser.BrowserInputs(**{**inputs.__dict__, "compare": same, "split": [browser.Partner("same", inputs.sae)]})
-    d2 = browser.gather(inp2, CFG, log=lambda s: None)
+    same = Partner("same", inputs.sae, inputs.store)
+    inp2 = BrowserInputs(**{**inputs.__dict__, "compare": same, "split": [Partner("same", inputs.sae)]})
+    d2 = build_site_data(inp2)
     for i in range(21):  # alive features match themselves
         assert d2["index"]["uni_id"][i] == i and d2["index"]["uni_r"][i] == pytest.approx(1, abs=1e-3)
         assert d2["features"][i]["sim"]["same"][0] == [i, pytest.approx(1, abs=1e-4)]
@@ -191,7 +203,7 @@ def test_universality_and_splitting(inputs, gathered):
 
 def test_write_site(gathered, tmp_path):
     out = tmp_path / "site"
-    sizes = browser.write_site(gathered, out)
+    sizes = site.write_site(gathered, out)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["browser.css", "browser.js", "data/features_0000.js", "data/features_0001.js",
                      "data/features_0002.js", "data/index.js", "index.html"]
@@ -203,7 +215,7 @@ def test_write_site(gathered, tmp_path):
     part = json.loads(chunk[len("window.BROWSER_CHUNK(1,"):].rstrip().rstrip(");"))
     assert sorted(part, key=int) == [str(i) for i in range(8, 16)]
     assert sizes["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    browser.write_site(gathered, out)  # rewriting replaces the folder
+    site.write_site(gathered, out)  # rewriting replaces the folder
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == files
     assert "http://" not in (out / "index.html").read_text() and "https://" not in (out / "browser.js").read_text()
 
@@ -212,40 +224,44 @@ def test_related_runs_and_config(tmp_path):
     runs = {k: SAERun(m, n, l1) for k, (m, n, l1) in {
         "A_512": ("A", 512, 0.004), "A_1024": ("A", 1024, 0.004), "A_4096": ("A", 4096, 0.004),
         "A_4096_l1high": ("A", 4096, 0.008), "B_4096": ("B", 4096, 0.004), "random_4096": ("random", 4096, 0.004)}.items()}
-    cfg = BrowserConfig()
-    assert browser.related_runs("A_4096", runs, cfg) == ("B_4096", ["A_512", "A_1024"])
-    assert browser.related_runs("B_4096", runs, cfg) == ("A_4096", [])
-    assert browser.related_runs("random_4096", runs, cfg) == ("A_4096", [])
-    assert browser.related_runs("A_4096_l1high", runs, cfg) == (None, [])
-    # a complete params file (the smoke profile, whatever its other sections) plus a browser section
-    smoke = (Path(__file__).resolve().parents[1] / "configs/smoke.yaml").read_text()
-    smoke = re.sub(r"(?ms)^browser:.*?(?=^\S|\Z)", "", smoke)  # the profile's own section, if any
+    cfg = CFG  # compare_run and split_runs: auto
+    assert related_runs("A_4096", runs, cfg) == ("B_4096", ["A_512", "A_1024"])
+    assert related_runs("B_4096", runs, cfg) == ("A_4096", [])
+    assert related_runs("random_4096", runs, cfg) == ("A_4096", [])
+    assert related_runs("A_4096_l1high", runs, cfg) == (None, [])
+    # a complete params file: the smoke profile with its browser section changed
+    smoke = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/smoke.yaml").read_text())
     p = tmp_path / "params.yaml"
-    p.write_text(smoke + "\nbrowser: {run: A_256, top_examples: 3}\n")
+
+    def write(**browser_keys):
+        p.write_text(yaml.safe_dump({**smoke, "browser": {**smoke["browser"], **browser_keys}}))
+
+    write(run="A_256", top_examples=3)
     params, c = load_browser(p)
     assert c.run == "A_256" and c.top_examples == 3
-    assert browser.related_runs("A_256", params.sae_runs, c) == ("B_256", ["A_128"])
-    p.write_text(smoke + "\nbrowser: {run: A_256, top_example: 3}\n")
+    assert related_runs("A_256", params.sae_runs, c) == ("B_256", ["A_128"])
+    write(top_example=3)
     with pytest.raises(ConfigError, match="top_example: unknown key"):
         load_browser(p)
-    p.write_text(smoke + "\nbrowser: {run: A_256, max_points: 0}\n")
+    write(max_points=0)
     with pytest.raises(ConfigError, match="max_points: must be positive"):
         load_browser(p)
-    p.write_text(smoke + "\nbrowser: {run: A_9}\n")
+    write(run="A_9")
     with pytest.raises(ConfigError, match="'A_9' is not in sae_runs"):
         load_browser(p)
-    p.write_text(smoke + "\nbrowser: {run: A_256}\n")
+    write(run="A_256")
+    assert load_browser(p, run="B_256")[1].run == "B_256"
     with pytest.raises(ConfigError, match="'A_7' is not in sae_runs"):
         load_browser(p, run="A_7")
 
 
 def test_sparse_proxy_stats_match_proxies_module(inputs):
     n = inputs.store.n_points
-    acts = browser.sparse_activations(inputs.sae.encode, inputs.store, n, 100)
-    table = np.stack([browser.px.proxy_value(inputs.llr[p]) for p in inputs.llr], 1)
+    acts = bd.sparse_activations(inputs.sae.encode, inputs.store, n, 100)
+    table = np.stack([px.proxy_value(inputs.llr[p]) for p in inputs.llr], 1)
     points = table[inputs.tokens[inputs.index["token"]].astype(int)]
-    ours = browser.proxy_stats(acts, points)
-    ref = browser.px.match_proxies(inputs.store, points, {"f": inputs.sae.encode}, n, 100)["f"]
+    ours = bd.proxy_stats(acts, points)
+    ref = px.match_proxies(inputs.store, points, {"f": inputs.sae.encode}, n, 100)["f"]
     for key in ("pearson", "specificity", "sensitivity", "n_fire"):
         np.testing.assert_allclose(ours[key], ref[key], rtol=1e-4, atol=1e-6)
 
@@ -253,20 +269,73 @@ def test_sparse_proxy_stats_match_proxies_module(inputs):
 def test_sparse_cross_moments_match_universality_module(inputs):
     n = inputs.store.n_points - 50
     other = inputs.compare.sae
-    a = browser.sparse_activations(inputs.sae.encode, inputs.store, n, 64)
-    b = browser.sparse_activations(other.encode, inputs.store, n, 64)
-    m = browser.cross_moments(a, b, n)
+    a = bd.sparse_activations(inputs.sae.encode, inputs.store, n, 64)
+    b = bd.sparse_activations(other.encode, inputs.store, n, 64)
+    m = bd.cross_moments(a, b, n)
     best, arg = m.max_corr()
-    ref = browser.uv.max_correlations(inputs.store, inputs.store, inputs.sae.encode, other.encode, n, 64)
+    ref = uv.max_correlations(inputs.store, inputs.store, inputs.sae.encode, other.encode, n, 64)
     np.testing.assert_allclose(best, ref["max_corr"], rtol=1e-4, atol=1e-5)
     alive = ~np.isnan(best)
     np.testing.assert_array_equal(arg[alive], ref["argmax"][alive])
-    top = browser.top_correlations(m, 3)
+    top = bd.top_correlations(m, 3)
     assert [t[0][0] if t else -1 for t in top] == [int(x) if ok else -1 for x, ok in zip(arg, alive)]
 
 
 def test_fused_encoder_matches_encode(inputs):
     x = inputs.store.read(0, 50)
     with torch.no_grad():
-        np.testing.assert_allclose(browser.fused_encoder(inputs.sae)(x).numpy(), inputs.sae.encode(x).numpy(),
+        np.testing.assert_allclose(bd.fused_encoder(inputs.sae)(x).numpy(), inputs.sae.encode(x).numpy(),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_density_class_uses_the_metrics_definitions():
+    density = np.array([0.0, 1e-6, 1e-3, 0.5, 0.02, 0.0])
+    cls = metrics.density_class(density, ultralow=1e-5, dense=0.01)
+    assert cls.tolist() == [1, 2, 0, 3, 3, 1]
+    assert [bd.CLASS_NAMES[c] for c in cls[:4]] == ["dead", "ultralow", "alive", "dense"]
+    counts = metrics.density_classes(density, ultralow=1e-5, dense=0.01)
+    assert counts == {name: int((cls == bd.CLASS_NAMES.index(name)).sum()) for name in ("dead", "ultralow", "dense")}
+
+
+def test_log_density_histogram_of_the_index_is_the_metrics_one(inputs, gathered):
+    idx = gathered["index"]
+    f = dense(inputs)
+    _, counts, dead = metrics.log10_density_histogram((f > 0).mean(0))
+    assert idx["log_density_hist"] == {"lo": -8, "width": 0.25, "counts": counts.tolist(), "dead": dead}
+    assert sum(counts) + dead == f.shape[1] and dead == 3
+
+
+def test_nearest_decoders_by_hand():
+    # decoder vectors are columns: e1, e2, (e1 + e2)/√2 against e1, -e2 and e1 + e2 (norms do not matter)
+    W_d = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    other = torch.tensor([[2.0, 0.0, 1.0], [0.0, -1.0, 1.0]])
+    near = bd.nearest_decoders(W_d, other, k=2, chunk=2)  # two chunks of rows
+    h = 2 ** -0.5
+    assert [[j for j, _ in row] for row in near] == [[0, 2], [2, 0], [2, 0]]
+    np.testing.assert_allclose([[c for _, c in row] for row in near], [[1, h], [h, 0], [1, h]], atol=1e-6)
+
+
+def test_feature_to_show():
+    index = {"run": "X", "cls": [1, 0, 0, 0], "proxies": ["dna"], "proxy_r": [None, 0.2, 0.9, 0.9],
+             "density": [0.0, 0.1, 0.01, 0.02], "subset_share": [0, 1.0, 0.5, 0.5]}
+    assert feature_to_show(index) == 3  # r ties: the denser one
+    assert feature_to_show({**index, "proxies": []}) == 1  # no proxies: the purest subset
+    assert feature_to_show({**index, "cls": [1, 1, 1, 1]}) == 0
+    assert feature_to_show(index, configured=2) == 2
+    with pytest.raises(ConfigError, match="screenshot_feature: 4 is not a feature of X"):
+        feature_to_show(index, configured=4)
+
+
+def test_stage_checks_chromium_before_any_compute(tmp_path, monkeypatch, capsys):
+    from monosemantic.browser import screenshot
+    from stages import browser as stage
+
+    (tmp_path / "params.yaml").write_text((Path(__file__).resolve().parents[1] / "configs/smoke.yaml").read_text())
+    monkeypatch.chdir(tmp_path)  # no artifacts here: any compute would fail on a missing file
+    monkeypatch.setattr(screenshot, "find_chromium", lambda: None)
+    with pytest.raises(SystemExit) as e:
+        stage.main_with_screenshot.run(["A_256"])
+    assert e.value.code == 2 and "--screenshot needs Chromium" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        stage.main.run(["A_7"])
+    assert e.value.code == 2 and "'A_7' is not in sae_runs" in capsys.readouterr().err

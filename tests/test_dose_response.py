@@ -1,4 +1,4 @@
-"""One arm of the dose-response experiment end to end (monosemantic/dose_response.py), on the smoke profile's
+"""One arm of the dose-response experiment end to end (monosemantic/analysis/dose_response.py), on the smoke profile's
 tokens (the session's smoke reproduction, tests/conftest.py)."""
 
 import dataclasses
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monosemantic import dose_response as D
+from monosemantic.analysis import dose_response as D
 from monosemantic.config import SuperpositionArm, load_params
 
 RARE = {"Arabic": 0.02, "Hebrew": 0.02, "DNA": 0.02, "Base64": 0.02}
@@ -17,7 +17,8 @@ RARE = {"Arabic": 0.02, "Hebrew": 0.02, "DNA": 0.02, "Base64": 0.02}
 def arm_run(smoke_reference, tmp_path_factory):
     root = Path(smoke_reference)
     params = load_params(root / "params.yaml")
-    sp = dataclasses.replace(params.superposition, arms={"rare": SuperpositionArm(mix=RARE)})
+    rare = SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=1)
+    sp = dataclasses.replace(params.superposition, arms={"rare": rare})
     params = dataclasses.replace(params, superposition=sp)
     work = tmp_path_factory.mktemp("arms") / "rare"
     out = D.run_arm(params, "rare", work, torch.device("cpu"), "fp32", tokens_dir=root / "artifacts/tokens",
@@ -43,7 +44,8 @@ def test_arm_measures_every_proxy_at_its_share(arm_run):
 
 def test_arms_with_the_same_transformer_share_it(arm_run, monkeypatch):
     params, root, work, out = arm_run
-    sp = dataclasses.replace(params.superposition, arms={"rare_more": SuperpositionArm(mix=RARE, sae_points_mult=2)})
+    more = SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=2)
+    sp = dataclasses.replace(params.superposition, arms={"rare_more": more})
     params = dataclasses.replace(params, superposition=sp)
 
     def no_training(*a, **k):
@@ -54,3 +56,19 @@ def test_arms_with_the_same_transformer_share_it(arm_run, monkeypatch):
                      tokens_dir=root / "artifacts/tokens", progress=False)
     assert more["val_loss"] == out["val_loss"]  # the same model
     assert more["sae_points"] == 2 * out["sae_points"]
+
+
+def test_load_arms_and_the_table(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics" / "superposition").mkdir(parents=True)
+    proxy = {"share": 0.01, "feature_r": 0.7, "best_neuron_r": 0.3, "nearest_neuron_r": 0.2,
+             "decoder_neurons_ge_0.1": 27, "dedicated_neurons": 0, "context_learned": True}
+    arm = {"tokens_mult": 1, "sae_points_mult": 2, "proxies": {"arabic": proxy, "dna": {**proxy, "feature_r": 0.5}}}
+    (tmp_path / "metrics" / "superposition" / "natural.json").write_text(json.dumps(arm))
+    with pytest.raises(FileNotFoundError, match="rare.json: missing; run `dvc repro experiments/superposition"):
+        D.load_arms(["natural", "rare"])
+    rows = D.dose_response(D.load_arms(["natural"]))
+    assert [(r["arm"], r["proxy"], r["feature_r"], r["sae_points_mult"]) for r in rows] == [
+        ("natural", "arabic", 0.7, 2), ("natural", "dna", 0.5, 2)]

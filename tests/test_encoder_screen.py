@@ -4,19 +4,19 @@
   output rounding), and no entry that the fp32 product makes active is screened out, also on inputs built so
   that thousands of entries lie within fp32 rounding of the ReLU threshold;
 * exactness: the screened active set equals the dense fp32 one and the values agree to fp32 rounding;
-* training: SAETrainer with encoder_screen "bf16" follows the fp32 ("off") trajectory over several steps with
-  a dead-feature resampling in the middle: identical fire counts at every step, weights within fp32 rounding.
+* training: SAETrainer with encoder_screen "bf16" follows the fp32 trajectory (encoder_screen "fp32") over
+  several steps with a dead-feature resampling in the middle: identical fire counts at every step, weights
+  within fp32 rounding.
 """
 
-import copy
 
 import pytest
 import torch
 
-from monosemantic.config import ConfigError, ResampleConfig, SAEConfig, params_from_dict
-from monosemantic.sae import (BF16_U, EncoderScreen, SparseAutoencoder, _gamma, resolve_encoder_screen,
+from monosemantic.config import ResampleConfig, SAEConfig
+from monosemantic.sae.model import (BF16_U, EncoderScreen, SparseAutoencoder, _gamma, resolve_encoder_screen,
                               screen_coefficients)
-from monosemantic.sae_train import SAETrainer
+from monosemantic.sae.train import SAETrainer
 
 D, F, B, L1 = 48, 384, 256, 0.003
 STEPS, RESAMPLE_AT = 10, 5
@@ -111,46 +111,44 @@ def test_screened_active_set_equals_fp32_on_ordinary_inputs():
 
 
 def make_cfg(screen: str) -> SAEConfig:
-    return SAEConfig(batch_size=B, steps=STEPS, lr=1e-3, log_every=1000, checkpoint_every=1000, fast_path="sparse",
-                     encoder_screen=screen, resample=ResampleConfig(steps=(RESAMPLE_AT,), dead_window=2,
-                                                                    n_inputs=512, encoder_scale=0.2))
+    return SAEConfig(batch_size=B, steps=STEPS, lr=1e-3, betas=(0.9, 0.999), geometric_median_points=8192,
+                     log_every=1000, checkpoint_every=1000, seed=5, fast_path="sparse", encoder_screen=screen,
+                     resample=ResampleConfig(steps=(RESAMPLE_AT,), dead_window=2, n_inputs=512, encoder_scale=0.2))
 
 
 def test_screened_training_follows_fp32_across_resampling():
     """Two trainers from the same state, fp32 and bf16-screened, on the same batches with a resampling after
     step RESAMPLE_AT: the same fire counts at every step (the active sets are equal) and weights within fp32
     rounding at the end (the values are summed in another order, so not bitwise)."""
-    trainers = {s: SAETrainer(make_sae(), make_cfg(s), "cpu") for s in ("off", "bf16")}
-    assert trainers["bf16"].sae.encoder_screen == "bf16" and trainers["off"].sae.encoder_screen == "off"
+    trainers = {s: SAETrainer(make_sae(), make_cfg(s), "cpu") for s in ("fp32", "bf16")}
+    assert trainers["bf16"].sae.encoder_screen == "bf16" and trainers["fp32"].sae.encoder_screen == "fp32"
     xs = data(STEPS * B, 0).split(B)
     resample_inputs = data(512, 1)
     records = {}
     for step in range(STEPS):
         counts = {s: t.step(xs[step]).fire_counts for s, t in trainers.items()}
-        assert torch.equal(counts["off"], counts["bf16"]), step
+        assert torch.equal(counts["fp32"], counts["bf16"]), step
         if step + 1 == RESAMPLE_AT:
             for s, t in trainers.items():
                 records[s] = t.resample(resample_inputs, torch.Generator().manual_seed(2))
-    assert records["off"]["n_resampled"] > 0 and records["off"] == records["bf16"]
-    for (name, p), q in zip(trainers["off"].sae.named_parameters(), trainers["bf16"].sae.parameters()):
+    assert records["fp32"]["n_resampled"] > 0 and records["fp32"] == records["bf16"]
+    for (name, p), q in zip(trainers["fp32"].sae.named_parameters(), trainers["bf16"].sae.parameters()):
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_off_path_untouched_by_the_screen_setting():
-    """encoder_screen 'off' is the plain fp32 CSR path: bitwise the same step as calling it without the setting."""
+def test_fp32_path_untouched_by_the_screen_setting():
+    """encoder_screen 'fp32' is the plain fp32 CSR path: bitwise the same step as calling it without the setting."""
     x = data(B, 5)
     a, b = make_sae(), make_sae()
     ta = a.manual_backward(x, max_density=1.0)
-    tb = b.manual_backward(x, max_density=1.0, encoder_screen="off")
+    tb = b.manual_backward(x, max_density=1.0, encoder_screen="fp32")
     assert torch.equal(ta.total, tb.total)
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p.grad, q.grad)
 
 
 def test_resolve_and_validate():
-    assert resolve_encoder_screen("bf16") == "bf16" and resolve_encoder_screen("off", "cpu") == "off"
-    assert resolve_encoder_screen("auto", "cuda") == "off"
-    with pytest.raises(ValueError):
-        resolve_encoder_screen("fp8")
-    with pytest.raises(ConfigError, match="sae.encoder_screen"):
-        params_from_dict({"sae": {"encoder_screen": "fp16"}})
+    assert resolve_encoder_screen("bf16") == "bf16" and resolve_encoder_screen("fp32", "cpu") == "fp32"
+    assert resolve_encoder_screen("auto", "cuda") == "fp32"
+    with pytest.raises(ValueError, match="'off' not one of fp32, bf16, auto"):
+        resolve_encoder_screen("off")  # the old spelling (the config loader names the key: tests/test_config.py)

@@ -21,17 +21,17 @@ import pytest
 import torch
 
 from monosemantic.config import ResampleConfig, SAEConfig
-from monosemantic.sae import SparseAutoencoder
-from monosemantic.sae_train import AUTO_MAX_DENSITY, SAETrainer
+from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.train import AUTO_MAX_DENSITY, SAETrainer
 
 D, F, B, L1 = 32, 256, 256, 0.003
 STEPS, RESAMPLE_AT = 12, 6
 
 
 def make_cfg(fast_path: str) -> SAEConfig:
-    return SAEConfig(batch_size=B, steps=STEPS, lr=1e-3, log_every=1000, checkpoint_every=1000,
-                     fast_path=fast_path, resample=ResampleConfig(steps=(RESAMPLE_AT,), dead_window=3,
-                                                                   n_inputs=512, encoder_scale=0.2))
+    return SAEConfig(batch_size=B, steps=STEPS, lr=1e-3, betas=(0.9, 0.999), geometric_median_points=8192,
+                     log_every=1000, checkpoint_every=1000, seed=5, fast_path=fast_path, encoder_screen="fp32",
+                     resample=ResampleConfig(steps=(RESAMPLE_AT,), dead_window=3, n_inputs=512, encoder_scale=0.2))
 
 
 def data(n: int, seed: int) -> torch.Tensor:

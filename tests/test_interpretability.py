@@ -1,14 +1,11 @@
 """LLM-free interpretability scores on synthetic units whose answer is known: a token indicator is explained
 and simulated perfectly, a unit independent of the tokens scores near 0, the importance weights undo the
-mix's over-sampling, the logit predictor finds the successors of the explained tokens, and the blinded
-spot-check sheet reads back into the right groups."""
-
-import csv
+mix's over-sampling, and the logit predictor finds the successors of the explained tokens."""
 
 import numpy as np
 import pytest
 
-from monosemantic import interpretability as ip
+from monosemantic.analysis import interpretability as ip
 
 V, S = 200, 2  # vocabulary, subsets
 KW = dict(top_examples=20, max_keys=10, n_intervals=4, per_interval=5, n_random=50, single_token_share=0.9)
@@ -115,54 +112,8 @@ def test_rubric_items():
                      None)["precision"] == pytest.approx(0.5)
 
 
-def test_spotcheck_roundtrip(tmp_path):
-    entries = [{"group": g, "unit": u, "top": [f"x ⟦{u}⟧"], "intervals": [[], ["a"]], "logits": ["t"]}
-               for g in ("features", "neurons") for u in range(3)]
-    ids = ip.write_spotcheck(tmp_path, entries, seed=1)
-    assert len(ids) == 6 and (tmp_path / "spotcheck.md").read_text().count("## U") == 6
-    key = __import__("json").loads((tmp_path / "spotcheck_key.json").read_text())
-    rows = list(csv.DictReader(open(tmp_path / "spotcheck_scores.csv")))
-    for row in rows:  # the rater gives features 2+6+4+2 and neurons 0; one row left unscored
-        feat = key[row["id"]]["group"] == "features"
-        if not (feat and key[row["id"]]["unit"] == 2):
-            row.update(interpretation="x", confidence_0_2="2" if feat else "0", consistency_0_6="6" if feat else "0",
-                       logit_0_4="4" if feat else "0", specificity_0_2="2" if feat else "0")
-    with open(tmp_path / "filled.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=ip.SPOTCHECK_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    got = ip.read_spotcheck(tmp_path / "filled.csv", tmp_path / "spotcheck_key.json")
-    assert got == {"features": [14.0, 14.0], "neurons": [0.0, 0.0, 0.0]}
-    rows[0]["logit_0_4"] = "7"
-    rows[0].update(confidence_0_2="1", consistency_0_6="1", specificity_0_2="1")
-    with open(tmp_path / "bad.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=ip.SPOTCHECK_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    with pytest.raises(ValueError, match="outside"):
-        ip.read_spotcheck(tmp_path / "bad.csv", tmp_path / "spotcheck_key.json")
-
-
-def test_params_section_is_validated():
-    from pathlib import Path
-
-    import yaml
-
-    from monosemantic.config import ConfigError, params_from_dict
-
-    root = Path(__file__).resolve().parents[1]
-    for profile in ("params.yaml", "configs/smoke.yaml", "configs/paper.yaml"):
-        data = yaml.safe_load((root / profile).read_text())
-        assert params_from_dict(data).interpretability.n_units == data["interpretability"]["n_units"]
-    data["interpretability"].update(n_units=0, single_token_share=1.5)
-    with pytest.raises(ConfigError) as e:
-        params_from_dict(data)
-    assert "interpretability.n_units" in str(e.value) and "interpretability.single_token_share" in str(e.value)
-
-
 def test_figures_are_written(tmp_path):
-    from monosemantic import interpretability_figures as ifig
-
+    from monosemantic.figures import interpretability as ifig
     rng = np.random.default_rng(0)
     groups = {g: {"score": rng.random(20), "score_weighted": rng.random(20)} for g in ("features", "neurons")}
     ifig.autointerp_figure(groups, {"features": 0.7, "neurons": 0.6}, tmp_path / "f8.png")

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monosemantic import regression
-
+from tools import regression
 pytestmark = pytest.mark.slow
 
 

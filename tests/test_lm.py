@@ -1,4 +1,4 @@
-"""Transformer training, validation metrics and the shuffled baseline (monosemantic/lm.py)."""
+"""Transformer training, validation metrics and the shuffled baseline (monosemantic/lm/train.py)."""
 
 import dataclasses
 import math
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import lm
+from monosemantic.lm import train as lm
 from monosemantic.config import TransformerConfig
-from monosemantic.model import ModelConfig, build_model
-from monosemantic.tokenizer import TokenStream
+from monosemantic.lm.model import ModelConfig, build_model
+from monosemantic.data.tokenizer import TokenStream
+from monosemantic.training import checkpoint_state
 
 VOCAB = 32
 CPU = torch.device("cpu")
@@ -36,7 +37,9 @@ def make_stream(n_docs: int, seed: int) -> TokenStream:
 
 
 TINY = TransformerConfig(d_model=16, d_mlp=32, n_heads=2, n_ctx=16, batch_size=8, steps=12, lr=3e-3,
-                         warmup_steps=2, eval_every=5, eval_batches=2, checkpoint_every=4)
+                         warmup_steps=2, min_lr_frac=0.1, betas=(0.9, 0.95), weight_decay=0.0, grad_clip=1.0,
+                         eval_every=5, eval_batches=2, checkpoint_every=4, seeds={"A": 1, "B": 2}, shuffle_seed=3,
+                         mix={})
 MCFG = ModelConfig.from_params(TINY, VOCAB)
 
 
@@ -122,7 +125,7 @@ def test_killed_run_resumes_to_identical_weights(streams, tmp_path, monkeypatch,
     ckpt, live = tmp_path / "ckpt" / "A.pt", tmp_path / "live"
     with pytest.raises(Killed):
         lm.train(TINY, MCFG, 7, train, val, CPU, ckpt_path=ckpt, live_dir=live, progress=False, on_step=kill)
-    assert ckpt.exists() and torch.load(ckpt, weights_only=False)["step"] == 4
+    assert ckpt.exists() and checkpoint_state(ckpt)["step"] == 4
     seen = []
     resumed, _ = lm.train(TINY, MCFG, 7, train, val, CPU, ckpt_path=ckpt, live_dir=live, progress=False,
                           on_step=seen.append)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import logit_weights as lw
-from monosemantic.model import ModelConfig, build_model
-from monosemantic.sae import SparseAutoencoder
+from monosemantic.analysis import logit_weights as lw
+from monosemantic.lm.model import ModelConfig, build_model
+from monosemantic.sae.model import SparseAutoencoder
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +92,60 @@ def test_residual_std(model):
         r = x + out
         expect = (r.var(-1, unbiased=False) + model.ln_f.eps).sqrt().mean().item()
     assert lw.residual_std(model, tokens, batch_size=1) == pytest.approx(expect, rel=1e-5)
+
+
+def test_spaced_contexts_and_residual_scale(model):
+    tokens = np.arange(100) % 13
+    ctx = lw.spaced_contexts(tokens, 10, 3)  # 100 // 3 // 10 = 3 contexts apart: starts 0, 30, 60
+    assert ctx.dtype == torch.int64 and ctx[:, 0].tolist() == [0, 30 % 13, 60 % 13]
+    assert ctx[1].tolist() == [(30 + t) % 13 for t in range(10)]
+    assert lw.spaced_contexts(tokens, 10, 50).shape == (10, 10)  # at most the 10 contexts that fit
+    assert lw.spaced_contexts(tokens, 10, 0).shape == (1, 10)
+    stream = np.arange(300) % 13  # model.cfg.n_ctx = 10: 30 contexts, 4 of them 70 tokens apart
+    assert lw.residual_scale(model, stream, 4) == lw.residual_std(model, lw.spaced_contexts(stream, 10, 4))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, one_thread):
+    import analysis_world
+    return analysis_world.build(tmp_path_factory.mktemp("world"))
+
+
+def test_analyse_against_the_definitions(world):
+    from monosemantic.analysis import proxies as px
+    from monosemantic.analysis.token_bytes import token_label
+
+    d, cfg, val = world.dictionary("A_16"), world.params.analysis, world.streams["val"]
+    proxies = {"arabic": {"feature": {"index": 3}, "neuron": {"index": 5}},
+               "dna": {"feature": {"index": 7}, "neuron": {"index": 0}}}
+    out, table, panels, ablation = lw.analyse(d, proxies, world.tok, val, world.llr, cfg)
+    sigma = lw.residual_std(d.model, lw.spaced_contexts(val.tokens, d.model.cfg.n_ctx, 32))
+    assert out["sigma"] == sigma and out["top_k"] == cfg.top_k == 5
+    W = lw.feature_logit_weights(d.model, d.sae, sigma)
+    assert len(table) == 16
+    assert table["3"]["top"] == [token_label(world.tok, t) for t in W[3].topk(5).indices.tolist()]
+    assert table["3"]["bottom"] == [token_label(world.tok, t) for t in (-W[3]).topk(5).indices.tolist()]
+    for p in proxies:
+        r, pos = out["proxies"][p], world.llr[p] > 0
+        i = proxies[p]["feature"]["index"]
+        assert r["top_k_proxy_share"] == pos[W[i].topk(5).indices.numpy()].mean()
+        neuron_top = lw.neuron_logit_weights(d.model, sigma)[proxies[p]["neuron"]["index"]].topk(5).indices.numpy()
+        assert r["neuron_top_k_proxy_share"] == pos[neuron_top].mean() and r["vocab_proxy_share"] == pos.mean()
+        # ablation in the context of the feature's largest activation among the first max_points points
+        acts = px.feature_columns(d.sae, [i])(d.store.read(0, cfg.max_points))[:, 0].numpy()
+        best, index = int(np.argmax(acts)), d.store.index()
+        c0 = int(index["context_start"][best])
+        assert r["ablation"]["context_start"] == c0
+        assert r["ablation"]["max_activation_position"] == int(index["token"][best]) - c0
+        ctx = torch.from_numpy(val.tokens[c0:c0 + 16].astype(np.int64))[None]
+        eff = lw.ablation_effect(d.model, d.sae, ctx, i)
+        fires = eff["activation"][0, :-1] > 0
+        assert r["ablation"]["positions_active"] == fires.sum() > 0
+        assert r["ablation"]["mean_delta_where_active"] == pytest.approx(eff["delta_logprob"][0][fires].mean())
+        nxt = pos[ctx[0, 1:].numpy()]
+        expect = eff["delta_logprob"][0][fires & nxt].mean() if (fires & nxt).any() else None
+        assert r["ablation"]["mean_delta_where_active_next_is_proxy"] == pytest.approx(expect)
+    assert out["headline"] == {"logit_top_k_proxy_share": {p: round(out["proxies"][p]["top_k_proxy_share"], 3)
+                                                           for p in proxies}}
+    assert [len(p["tokens"]) for p in ablation] == [cfg.ablation_window] * 2 and len(panels) == 2
+    assert "arabic" in lw.format_analysis(out)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import metrics
-from monosemantic.store import ArrayStore
+from monosemantic.sae import metrics
+from monosemantic.lm.store import ArrayStore
 
 
 def test_mse_hand_computed():
@@ -78,8 +78,7 @@ def test_frac_loss_recovered_refuses_a_non_positive_denominator():
 def test_loss_recovered_records_the_ratio_or_null_with_the_reason(monkeypatch, losses, expected):
     from types import SimpleNamespace
 
-    from monosemantic import lm
-
+    from monosemantic.lm import train as lm
     calls = []
 
     def fake_eval_losses(model, stream, starts, batch_size, device, replacement=None):

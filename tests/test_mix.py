@@ -1,16 +1,15 @@
-"""The training mix (monosemantic/mix.py): shares, window starts drawn by the mix, mixed activation sampling."""
+"""The training mix (monosemantic/data/mix.py): shares, window starts drawn by the mix, mixed activation sampling."""
 
 import numpy as np
 import pytest
 import torch
 
-from monosemantic import activations as A
-from monosemantic import lm
-from monosemantic.config import ConfigError, load_params, params_from_dict
-from monosemantic.mix import MixedStarts, MixError, context_quotas, mix_shares
-from monosemantic.model import ModelConfig, build_model
-from monosemantic.store import ActivationStore
-from monosemantic.tokenizer import TokenStream
+from monosemantic.lm import activations as A
+from monosemantic.lm import train as lm
+from monosemantic.data.mix import MixedStarts, MixError, context_quotas, mix_shares
+from monosemantic.lm.model import ModelConfig, build_model
+from monosemantic.lm.store import ActivationStore
+from monosemantic.data.tokenizer import TokenStream
 
 
 def stream_abc() -> TokenStream:
@@ -91,17 +90,3 @@ def test_natural_mix_is_the_unweighted_sampler(tmp_path):
     a, b = ActivationStore(tmp_path / "none"), ActivationStore(tmp_path / "empty")
     assert np.array_equal(a.index()["token"], b.index()["token"])
     assert "mix" not in a.manifest
-
-
-def test_config_rejects_bad_mixes():
-    base = load_params("configs/smoke.yaml")
-    import dataclasses
-    import yaml
-    data = yaml.safe_load(open("configs/smoke.yaml"))
-    data["transformer"]["mix"] = {"Arabic": 1.5}
-    with pytest.raises(ConfigError, match="transformer.mix: shares must be in"):
-        params_from_dict(data)
-    data["transformer"]["mix"] = {"Arabic": 0.6, "Hebrew": 0.6}
-    with pytest.raises(ConfigError, match="sum to 1.2"):
-        params_from_dict(data)
-    assert dataclasses.is_dataclass(base)

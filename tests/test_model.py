@@ -1,4 +1,4 @@
-"""The one-layer transformer (monosemantic/model.py)."""
+"""The one-layer transformer (monosemantic/lm/model.py)."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from monosemantic.model import ModelConfig, Transformer, build_model, token_losses
+from monosemantic.lm.model import ModelConfig, Transformer, build_model, token_losses
 
 CFG = ModelConfig(vocab_size=50, d_model=16, d_mlp=64, n_heads=2, n_ctx=12)
 

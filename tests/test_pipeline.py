@@ -9,8 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from monosemantic import regression
-
+from tools import regression
 pytestmark = pytest.mark.slow
 
 

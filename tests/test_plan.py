@@ -1,12 +1,12 @@
-"""The plan command (monosemantic/plan.py): hand-computable counts, the fit check and its exit status."""
+"""The plan command (monosemantic/scale/plan.py): hand-computable counts, the fit check and its exit status."""
 
 import dataclasses
 
 import pytest
 
-from monosemantic import plan
+from monosemantic.scale import plan
 from monosemantic.config import load_params
-from monosemantic.model import ModelConfig, build_model
+from monosemantic.lm.model import ModelConfig, build_model
 
 
 def test_sae_flops_and_params_by_hand():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import proxies as px
-from monosemantic.store import ArrayStore
+from monosemantic.analysis import proxies as px
+from monosemantic.analysis import token_bytes as tb
+from monosemantic.lm.store import ArrayStore
 
 DNA, B64, AR = px.HYPOTHESES["dna"], px.HYPOTHESES["base64"], px.HYPOTHESES["arabic"]
 
@@ -49,7 +50,7 @@ def test_arabic_characters_spaces_and_utf8_fragments():
         math.log(5 / K) + math.log(1 / K) + math.log(64 / K))
     assert px.hypothesis_log_prob("ݐ".encode(), AR) == pytest.approx(math.log(1 / K))  # U+0750, Supplement
     assert px.hypothesis_log_prob("ש".encode(), AR) == -np.inf  # Hebrew is not Arabic
-    assert px.split_units(b"\xd8\xa8\xa8\xa8\xa8") is None  # not a slice of valid UTF-8
+    assert tb.split_units(b"\xd8\xa8\xa8\xa8\xa8") is None  # not a slice of valid UTF-8
 
 
 def test_script_llr_is_minus_log_share_of_script_tokens():
@@ -61,7 +62,7 @@ def test_script_llr_is_minus_log_share_of_script_tokens():
 
 
 def test_vocab_bytes_of_byte_level_tokens():
-    dec = px.byte_decoder()
+    dec = tb.byte_decoder()
     assert len(dec) == 256 and sorted(dec.values()) == list(range(256))
     assert dec["Ġ"] == 32 and dec["A"] == 65  # GPT-2's printable stand-in for the space
 
@@ -74,7 +75,7 @@ def test_vocab_bytes_of_byte_level_tokens():
         def id_to_token(self, i):
             return self.toks[i]
 
-    assert px.vocab_bytes(Tok()) == [b"", b" A", "ب".encode()]
+    assert tb.vocab_bytes(Tok()) == [b"", b" A", "ب".encode()]
 
 
 def test_proxy_stats_by_hand():
@@ -103,3 +104,41 @@ def test_match_proxies_chunked_equals_direct():
         assert res["pearson"][:, j] == pytest.approx(direct, abs=1e-5)
     assert px.best_match(res, 1)["index"] == 2  # unit 2 drives the second proxy
 
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, one_thread):
+    import analysis_world
+    return analysis_world.build(tmp_path_factory.mktemp("world"))
+
+
+@pytest.mark.parametrize("name", ["A_16", "B_16"])
+def test_analyse_finds_the_best_units_by_their_definitions(world, name):
+    d, cfg, val = world.dictionary(name), world.params.analysis, world.streams["val"]
+    out, histograms = px.analyse(d, val, world.llr, cfg)
+    n = cfg.max_points
+    assert (out["run"], out["model"], out["n_points"]) == (name, name[0], n)
+    x = d.store.read(0, n)
+    tids = val.tokens[d.store.index()["token"][:n]].astype(np.int64)
+    with torch.no_grad():
+        units = {"feature": d.sae.encode(x).numpy().astype(np.float64), "neuron": x.numpy().astype(np.float64)}
+    for k in px.PROXY_NAMES:
+        p, pos = px.proxy_value(world.llr[k])[tids], world.llr[k][tids] > 0
+        r = out["proxies"][k]
+        assert r["proxy_positive_tokens"] == pos.sum() and r["proxy_positive_vocab"] == (world.llr[k] > 0).sum()
+        for unit, a in units.items():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pearson = np.nan_to_num([np.corrcoef(a[:, i], p)[0, 1] for i in range(a.shape[1])])
+            best = r[unit]
+            assert best["index"] == int(np.argmax(pearson)) and best["pearson"] == pytest.approx(pearson.max(), abs=1e-5)
+            col = a[:, best["index"]]
+            assert best["specificity"] == pytest.approx(col[pos].sum() / col.sum(), abs=1e-6)
+            assert best["sensitivity"] == pytest.approx((col[pos] > 0).sum() / pos.sum())
+            title, acts = histograms[k][0][unit]
+            assert str(best["index"]) in title and acts == pytest.approx(col, abs=1e-6)
+        assert r["features_pearson_top5"][0] == round(r["feature"]["pearson"], 4)
+        assert np.array_equal(histograms[k][1], world.llr[k][tids])
+    suffix = "" if name == cfg.run else f"_{name}"  # only the main run's headline is unsuffixed
+    assert set(out["headline"]) == {f"proxy_pearson{suffix}", f"proxy_pearson_best_neuron{suffix}"}
+    assert out["headline"][f"proxy_pearson{suffix}"]["dna"] == round(out["proxies"]["dna"]["feature"]["pearson"], 4)
+    assert px.format_matches(out).count(name) == 4

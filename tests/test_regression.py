@@ -1,8 +1,6 @@
 """The regression comparison: which metrics count as moved, and the table it prints."""
 
-from monosemantic import regression
-
-
+from tools import regression
 def test_flatten_nested_metrics():
     flat = regression.flatten({"a": {"b": 1, "c": [2.5, {"d": 3}]}, "name": "x", "flag": True})
     assert flat == {"a.b": 1.0, "a.c[0]": 2.5, "a.c[1].d": 3.0}

@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from monosemantic.resample import dead_features, resample_dead_features
-from monosemantic.sae import SparseAutoencoder
+from monosemantic.sae.resample import dead_features, resample_dead_features
+from monosemantic.sae.model import SparseAutoencoder
 
 
 def test_dead_features_window():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from monosemantic.sae import SparseAutoencoder, geometric_median, remove_parallel_grad
+from monosemantic.sae.model import SparseAutoencoder, geometric_median, remove_parallel_grad
 
 # d = 2, F = 3, B = 2, λ = 0.1. By hand:
 #   x̄_1 = (2,1) − (1,0) = (1,1):   pre = (1, 0, 1.5)  f = (1, 0, 1.5)   x̂ = (2.9, 1.2)  r = (0.9, 0.2)
@@ -75,7 +75,7 @@ def test_manual_backward_by_hand(max_density):
 def test_manual_backward_matches_autograd(shift, block, monkeypatch):
     """Closed-form gradients (CSR and dense) equal autograd's to float32 rounding on a random problem
     (also with the batch split into several encoder blocks, the last one partial)."""
-    monkeypatch.setattr("monosemantic.sae.ENCODER_BLOCK", block)
+    monkeypatch.setattr("monosemantic.sae.model.ENCODER_BLOCK", block)
     g = torch.Generator().manual_seed(0)
     sae = SparseAutoencoder(32, 96, 0.01, generator=g)
     with torch.no_grad():

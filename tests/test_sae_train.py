@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from monosemantic.config import ResampleConfig, SAEConfig, SAERun
-from monosemantic.sae import SparseAutoencoder
-from monosemantic.sae_train import (CHECKPOINT_FILE, NonFiniteLossError, SAETrainer, checkpoint_state, read_rows,
-                                    train_sae)
-from monosemantic.store import ArrayStore
+from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.train import CHECKPOINT_FILE, NonFiniteLossError, SAETrainer, read_rows, train_sae
+from monosemantic.training import checkpoint_state
+from monosemantic.lm.store import ArrayStore
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = SAERun(model="A", n_features=32, l1=0.01)
@@ -30,8 +30,8 @@ def make_store(n=1000, d=8, seed=0) -> ArrayStore:
 
 
 def make_cfg(**kw) -> SAEConfig:
-    base = dict(batch_size=64, steps=40, lr=3e-3, geometric_median_points=256, log_every=5,
-                checkpoint_every=10, seed=11, fast_path="auto",
+    base = dict(batch_size=64, steps=40, lr=3e-3, betas=(0.9, 0.999), geometric_median_points=256, log_every=5,
+                checkpoint_every=10, seed=11, fast_path="auto", encoder_screen="fp32",
                 resample=ResampleConfig(steps=(15, 30), dead_window=10, n_inputs=300, encoder_scale=0.2))
     base.update(kw)
     return SAEConfig(**base)
@@ -65,16 +65,16 @@ def test_train_writes_outputs(tmp_path):
 
 
 def test_b_d_initialised_to_geometric_median_and_deterministic(tmp_path):
-    from monosemantic.sae import geometric_median
+    from monosemantic.sae.model import geometric_median
 
     store = make_store()
-    cfg = make_cfg(steps=20, resample=ResampleConfig(steps=(), dead_window=10, n_inputs=100))
+    cfg = make_cfg(steps=20, resample=ResampleConfig(steps=(), dead_window=10, n_inputs=100, encoder_scale=0.2))
     train_sae(cfg, RUN, store, tmp_path / "b", progress=False)
     train_sae(cfg, RUN, store, tmp_path / "c", progress=False)
     assert outputs(tmp_path / "b") == outputs(tmp_path / "c")  # same seed, same bytes
     # Zero learning rate: b_d stays at its initial value, the geometric median of the first 256 rows.
-    train_sae(make_cfg(steps=2, lr=1e-30, resample=ResampleConfig(steps=(), dead_window=10, n_inputs=10)),
-              RUN, store, tmp_path / "d", progress=False)
+    no_resampling = ResampleConfig(steps=(), dead_window=10, n_inputs=10, encoder_scale=0.2)
+    train_sae(make_cfg(steps=2, lr=1e-30, resample=no_resampling), RUN, store, tmp_path / "d", progress=False)
     sae = SparseAutoencoder.load(tmp_path / "d")
     torch.testing.assert_close(sae.b_d, geometric_median(store.read(0, 256)))
 
@@ -107,7 +107,7 @@ def test_checkpoint_for_other_params_is_ignored(tmp_path):
 def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     x = make_store(n=2000).x.clone()
     x[1500, 3] = float("nan")  # rows 1472-1535 are the batch of step 24
-    cfg = make_cfg(resample=ResampleConfig(steps=(30,), dead_window=10, n_inputs=300))
+    cfg = make_cfg(resample=ResampleConfig(steps=(30,), dead_window=10, n_inputs=300, encoder_scale=0.2))
     with pytest.raises(NonFiniteLossError, match="step 24"):
         train_sae(cfg, RUN, ArrayStore(x), tmp_path, progress=False)
     ckpt = checkpoint_state(tmp_path / CHECKPOINT_FILE)
@@ -120,7 +120,7 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
 def test_fast_path_matches_dense_reference(fast_path):
     """Same init and batches: after 30 Adam steps (with a resampling) weights agree to float32 rounding."""
     store = make_store(n=2000, d=16)
-    cfg = make_cfg(steps=30, resample=ResampleConfig(steps=(15,), dead_window=10, n_inputs=300))
+    cfg = make_cfg(steps=30, resample=ResampleConfig(steps=(15,), dead_window=10, n_inputs=300, encoder_scale=0.2))
     weights = {}
     for path in ("dense", fast_path):
         torch.manual_seed(0)
@@ -143,12 +143,12 @@ def test_stage_reports_unknown_run_and_missing_store(tmp_path):
     params = (ROOT / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(params)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    script = str(ROOT / "stages" / "train_sae.py")
-    r = subprocess.run([sys.executable, script, "NO_SUCH_RUN"], cwd=tmp_path, env=env, capture_output=True,
+    script = ["-m", "stages.train_sae"]
+    r = subprocess.run([sys.executable, *script, "NO_SUCH_RUN"], cwd=tmp_path, env=env, capture_output=True,
                        text=True)
     assert r.returncode == 2 and "NO_SUCH_RUN" in r.stderr and "Traceback" not in r.stderr
     run_name = next(iter(__import__("yaml").safe_load(params)["sae_runs"]))
-    r = subprocess.run([sys.executable, script, run_name], cwd=tmp_path, env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, *script, run_name], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "manifest.json" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -192,19 +192,18 @@ def test_corrupted_checkpoint_is_reported_and_never_resumed(tmp_path, capsys):
 
 
 def test_checkpoint_of_other_code_or_data_is_not_resumed(tmp_path, monkeypatch, capsys):
-    from monosemantic import sae_train
-
+    from monosemantic.sae import train as sae_train
     store, cfg = make_store(), make_cfg()
     train_sae(cfg, RUN, store, tmp_path / "out", progress=False, stop_after=12)
     other = make_store(seed=1)  # same shape, other values
     assert sae_train._fingerprint(cfg, RUN, store) != sae_train._fingerprint(cfg, RUN, other)
-    monkeypatch.setattr(sae_train, "CODE_FILES", ("sae.py", "resample.py"))  # as if the code changed
+    monkeypatch.setattr(sae_train, "CODE_FILES", ("sae/model.py",))  # as if the code changed
     train_sae(cfg, RUN, store, tmp_path / "out", progress=False)
     assert "starting afresh" in capsys.readouterr().out
 
 
 def test_corrupted_or_missing_sae_weights_are_refused(tmp_path):
-    from monosemantic.sae_train import ArtifactError, verify_sae_dir
+    from monosemantic.sae.train import ArtifactError, verify_sae_dir
 
     train_sae(make_cfg(steps=10), RUN, make_store(), tmp_path, progress=False)
     verify_sae_dir(tmp_path)  # intact
@@ -257,22 +256,3 @@ def test_trainer_resamples_with_the_configured_encoder_scale():
         record = trainer.resample(read_rows(store, 0, 300), torch.Generator().manual_seed(0))
         assert record["n_resampled"] == 4
         torch.testing.assert_close(sae.W_e.detach()[:4].norm(dim=1), torch.full((4,), scale * alive_mean.item()))
-
-
-def test_every_profile_uses_the_papers_resampling_encoder_scale():
-    import yaml
-
-    for profile in ("params.yaml", "configs/smoke.yaml", "configs/paper.yaml"):
-        params = yaml.safe_load((ROOT / profile).read_text())
-        assert params["sae"]["resample"]["encoder_scale"] == 0.2, profile  # paper: 0.2 × mean alive norm
-
-
-def test_batch_larger_than_the_configured_store_is_a_config_error():
-    import yaml
-
-    from monosemantic.config import ConfigError, params_from_dict
-
-    params = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
-    params["sae"]["batch_size"] = params["activations"]["n_points"] + 1
-    with pytest.raises(ConfigError, match=r"sae\.batch_size: \d+ exceeds the \d+ points"):
-        params_from_dict(params)

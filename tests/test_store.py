@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import store as S
-from monosemantic.store import ActivationStore, StoreError
+from monosemantic.lm import store as S
+from monosemantic.lm.store import ActivationStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_train_sae_stage_reports_a_corrupted_shard_without_a_traceback(tmp_path)
     data[-1] ^= 0x01
     shard.write_bytes(bytes(data))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, str(ROOT / "stages" / "train_sae.py"), run_name], cwd=tmp_path, env=env,
+    r = subprocess.run([sys.executable, "-m", "stages.train_sae", run_name], cwd=tmp_path, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "shard_00001.npy: sha256 differs" in r.stderr

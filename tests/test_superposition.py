@@ -1,9 +1,9 @@
-"""Features against neurons the paper's way (monosemantic/superposition.py), on hand-computed cases."""
+"""Features against neurons the paper's way (monosemantic/analysis/superposition.py), on hand-computed cases."""
 
 import numpy as np
 import pytest
 
-from monosemantic import superposition as S
+from monosemantic.analysis import superposition as S
 
 
 def test_decoder_spread_by_hand():
@@ -33,10 +33,10 @@ def test_thresholds_and_matched_specificity():
     assert S.specificity_at(feature, pos, 10.0) != S.specificity_at(feature, pos, 10.0)  # nan: nothing above
 
 
-def test_context_mass_share_and_learned():
+def test_mass_share_and_learned():
     acts = np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 2.0]])
     ctx = np.array([False, True, True])
-    assert S.context_mass_share(acts, ctx).tolist() == [0.75, 1.0]
+    assert S.mass_share(acts, ctx).tolist() == [0.75, 1.0]
     report = {"Arabic": {"loss": 2.0, "unigram_loss": 3.0}, "DNA": {"loss": 5.1, "unigram_loss": 5.0}}
     assert S.context_learned(report, "Arabic") and not S.context_learned(report, "DNA")
     assert not S.context_learned(report, "Hebrew")
@@ -47,3 +47,21 @@ def test_headline_has_the_issue_keys():
                                   "decoder_neurons_ge_0.1": 27, "neurons_for_half_norm": 9, "other": 1}}}
     assert S.headline(fvn) == {"arabic": {"feature_r": 0.7, "best_neuron_r": 0.3, "nearest_neuron_r": 0.2,
                                           "decoder_neurons_ge_0.1": 27, "neurons_for_half_norm": 9}}
+
+
+def test_neurons_for_norm_share_by_hand():
+    W = np.array([[3.0, 1.0, 0.0],
+                  [4.0, 1.0, 0.0],
+                  [0.0, 1.0, 0.0],
+                  [0.0, 1.0, -2.0]])
+    # column 0: 16/25 = 0.64 holds half, 9/25 more for 0.9; column 1: four quarters; column 2: one neuron
+    assert S.neurons_for_norm_share(W, 0.5).tolist() == [1, 2, 1]
+    assert S.neurons_for_norm_share(W, 0.9).tolist() == [2, 4, 1]
+    assert S.neurons_for_norm_share(W, 0.64).tolist()[0] == 1  # exactly the share: the one neuron suffices
+    assert S.decoder_spread(W)["for_half_norm"].tolist() == [1, 2, 1]
+
+
+def test_pearson_of_constant_units():
+    a, b = np.array([1.0, 0.0, 2.0, 0.0]), np.array([2.0, 0.0, 4.0, 1.0])
+    assert S.pearson(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1])
+    assert S.pearson(np.zeros(4), b) == 0.0 and np.isnan(S.pearson(a, np.ones(4), constant=float("nan")))

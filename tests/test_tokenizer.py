@@ -1,7 +1,8 @@
-"""Byte-level BPE tokenizer and token streams (monosemantic/tokenizer.py, stages/tokenize_corpus.py)."""
+"""Byte-level BPE tokenizer and token streams (monosemantic/data/tokenizer.py, stages/tokenize_corpus.py)."""
 
 import base64
 import random
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monosemantic import tokenizer as T
-from monosemantic.corpus import Document, write_shard
+from monosemantic.data import tokenizer as T
+from monosemantic.data.corpus import Document, write_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSETS = ("English", "Code", "Arabic", "Hebrew", "DNA", "Base64")
@@ -146,8 +147,12 @@ def test_missing_stream_is_a_clear_error(tmp_path):
 
 
 def test_stage_rejects_bad_params(tmp_path):
-    (tmp_path / "params.yaml").write_text("tokenizer: {vocab_size: 10}\n")
-    r = subprocess.run([sys.executable, str(ROOT / "stages/tokenize_corpus.py")], cwd=tmp_path,
-                       capture_output=True, text=True)
+    import yaml
+
+    params = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    params["tokenizer"]["vocab_size"] = 10
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    r = subprocess.run([sys.executable, "-m", "stages.tokenize_corpus"], cwd=tmp_path, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 2 and r.stderr.startswith("error:") and "vocab_size" in r.stderr
     assert "Traceback" not in r.stderr

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import toy
+from monosemantic.analysis import toy
 
 
 def test_mmcs_by_hand():
@@ -42,3 +42,23 @@ def test_sae_recovers_orthogonal_sparse_features():
     assert ev["mmcs"] > 0.9, ev
     # a dictionary of random directions does not
     assert toy.mmcs(dirs, torch.randn(12, d, generator=g)) < 0.7
+
+
+RES = {"by_size": [{"n_features": 16, "l1": 0.03, "mmcs": 0.61234, "l0": 5.0, "fvu": 0.25, "alive": 16},
+                   {"n_features": 32, "l1": 0.03, "mmcs": 0.70009, "l0": 7.5, "fvu": 0.125, "alive": 31}],
+       "by_l1": [{"n_features": 32, "l1": 0.01, "mmcs": 0.9, "l0": 12.0, "fvu": 0.0625, "alive": 32}]}
+
+
+def test_headline_is_the_dictionary_with_n_true_features():
+    assert toy.headline(RES, 32) == {"headline": {"toy_mmcs": 0.7001}, "headline_run": {"n_features": 32, "l1": 0.03},
+                                     "best_mmcs": 0.9}
+    # no dictionary of n_true features in the size sweep: its best one
+    assert toy.headline(RES, 64)["headline_run"] == {"n_features": 32, "l1": 0.03}
+
+
+def test_csv_table():
+    assert toy.csv_table(RES).splitlines() == [
+        "sweep,n_features,l1,mmcs,l0,fvu,alive",
+        "by_size,16,0.03,0.612340,5.0000,0.250000,16",
+        "by_size,32,0.03,0.700090,7.5000,0.125000,31",
+        "by_l1,32,0.01,0.900000,12.0000,0.062500,32"]

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import lm
+from monosemantic.lm import train as lm
 from monosemantic.config import TransformerConfig
-from monosemantic.model import ModelConfig
-from monosemantic.tokenizer import TokenStream
+from monosemantic.lm.model import ModelConfig
+from monosemantic.data.tokenizer import TokenStream
+from monosemantic.training import NonFiniteLossError, checkpoint_state
 
 CPU = torch.device("cpu")
 
@@ -18,7 +19,9 @@ def stream(n=4000, seed=0) -> TokenStream:
 
 def test_nan_loss_stops_transformer_training(tmp_path, monkeypatch):
     cfg = TransformerConfig(d_model=16, d_mlp=32, n_heads=2, n_ctx=16, batch_size=4, steps=12, lr=3e-3,
-                            warmup_steps=2, eval_every=100, eval_batches=1, checkpoint_every=4)
+                            warmup_steps=2, min_lr_frac=0.1, betas=(0.9, 0.95), weight_decay=0.0, grad_clip=1.0,
+                            eval_every=100, eval_batches=1, checkpoint_every=4, seeds={"A": 1}, shuffle_seed=3,
+                            mix={})
     mcfg = ModelConfig.from_params(cfg, 32)
     real = lm.Transformer.token_losses
     calls = {"n": 0}
@@ -33,7 +36,7 @@ def test_nan_loss_stops_transformer_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(lm.Transformer, "token_losses", poisoned)
     ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(lm.TrainingError, match=r"non-finite training loss \(nan\) at step 6"):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 6; .* lower transformer\.lr"):
         lm.train(cfg, mcfg, 1, stream(), stream(seed=1), CPU, ckpt_path=ckpt, progress=False)
-    state = torch.load(ckpt, weights_only=False)
+    state = checkpoint_state(ckpt)
     assert state["step"] == 4 and all(torch.isfinite(v).all() for v in state["model"].values())

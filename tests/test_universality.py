@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import universality as uv
-from monosemantic.store import ArrayStore
+from monosemantic.analysis import universality as uv
+from monosemantic.lm.store import ArrayStore
 
 
 def sparse_acts(n=3000, f=40, seed=0):
@@ -68,3 +68,54 @@ def test_summary_leaves_out_rarely_firing_units():
     assert uv.summarize(mc)["units"] == 4
     s = uv.summarize(mc, fires, min_active=20)
     assert s["units"] == 2 and s["median"] == pytest.approx(0.8)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, one_thread):
+    import analysis_world
+    return analysis_world.build(tmp_path_factory.mktemp("world"))
+
+
+def direct_max_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.corrcoef(a.T, b.T)[:a.shape[1], a.shape[1]:]
+    return np.nanmax(np.where(np.isnan(c), -np.inf, c), axis=1)
+
+
+def test_analyse_against_direct_correlations(world):
+    from monosemantic.analysis import logit_weights as lw
+
+    a, b, cfg = world.dictionary("A_16"), world.dictionary("B_16"), world.params.analysis
+    proxies = {"dna": {"feature": {"index": 4}}}
+    out, fig = uv.analyse(a, b, world.streams["val"], cfg, proxies)
+    n = cfg.max_points
+    xa, xb = a.store.read(0, n), b.store.read(0, n)
+    with torch.no_grad():
+        fa, fb = a.sae.encode(xa).numpy(), b.sae.encode(xb).numpy()
+    feats = direct_max_corr(fa, fb)
+    fires = (fa > 0).sum(0)
+    assert fig["features"] == pytest.approx(np.where(fires >= 2, feats, np.nan), abs=1e-5, nan_ok=True)
+    assert fig["neurons"] == pytest.approx(direct_max_corr(xa.numpy(), xb.numpy()), abs=1e-5)
+    assert out["features"]["median"] == pytest.approx(np.median(feats[fires >= 2]), abs=1e-5)
+    assert out["features"]["units"] == (fires >= 2).sum() and out["n_points"] == n
+    # the logit weights of feature 4 against those of its best match in B, each with its own model's σ̄
+    match = out["proxy_features"]["dna"]["best_match"]
+    la = lw.feature_logit_weights(a.model, a.sae, lw.residual_scale(a.model, world.streams["val"].tokens))[4]
+    lb = lw.feature_logit_weights(b.model, b.sae, lw.residual_scale(b.model, world.streams["val"].tokens))[match]
+    assert fig["logit_corr"][4] == pytest.approx(np.corrcoef(la.numpy(), lb.numpy())[0, 1], abs=1e-5)
+    assert out["proxy_features"]["dna"]["max_corr"] == pytest.approx(feats[4], abs=1e-5) and fig["highlight"] == {"dna": 4}
+    assert list(out["headline"]) == ["universality_median_max_corr"]  # A/1 against B/1: the unsuffixed key
+
+
+def test_analyse_headline_keys_and_mismatched_stores(world):
+    from monosemantic.analysis.inputs import Dictionary
+    from monosemantic.lm.store import StoreError
+
+    cfg = world.params.analysis
+    a, a8, b = world.dictionary("A_16"), world.dictionary("A_8"), world.dictionary("B_16")
+    assert list(uv.analyse(a, a8, world.streams["val"], cfg)[0]["headline"]) == ["universality_median_max_corr_A_8"]
+    out, _ = uv.analyse(a8, b, world.streams["val"], cfg)
+    assert list(out["headline"]) == ["universality_median_max_corr_A_8_vs_B_16"] and "proxy_features" not in out
+    train = Dictionary("A_16", a.run, world.stores[("A", "train")], a.sae, a.model)  # other tokens
+    with pytest.raises(StoreError, match="same tokens"):
+        uv.analyse(train, b, world.streams["val"], cfg)

@@ -1,0 +1,1 @@
+"""The paper's analyses of the features: proxies, logit weights, universality, splitting, ..."""

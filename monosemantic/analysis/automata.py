@@ -1,0 +1,213 @@
+"""Finite-state automata of features (paper Fig. 11): features that, through their logit weights, predict the
+tokens on which other features (or themselves) fire next.
+
+An edge i → j means: feature i fires on token n, and feature j fires on token n + 1 because of it. We accept an
+edge when three kinds of evidence agree:
+
+* lift (data):    L_ij = P(j fires at n+1 | i fires at n) / P(j fires)        over consecutive validation tokens
+                  of the same context, with at least `min_count` co-firings;
+* logit support:  S_ij = mean_{t ∈ top-k promoted tokens of i} r_j(t) / P(j fires), r_j(t) the rate at which
+                  j fires on token t (same tokens): i's logit weights promote the tokens on which j fires;
+* pinned rate (causal): pin feature i at a high value (its largest observed activation) at position n,
+                  sample token n+1 from the model, and measure how often j fires on it, against the same
+                  sampling without the pin (`pinned_rate`, `baseline_rate`).
+
+Automata: self-loops (i → i, e.g. base64 or DNA: the feature predicts more of its own tokens) and two-state
+cycles (i → j → i, e.g. UTF-8 lead / continuation bytes of Arabic or Hebrew characters), ranked by the smaller
+of the lifts on their edges. Longer cycles are not searched. The data are activations of every feature on
+whole validation contexts (consecutive tokens), not the store's sampled points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from monosemantic.analysis.token_bytes import EOT_ID, token_label
+
+
+def fire_matrix(acts: np.ndarray | torch.Tensor) -> sp.csr_matrix:
+    """(T, n) activations -> sparse 0/1 firing matrix (float64)."""
+    a = torch.as_tensor(acts)
+    idx = (a > 0).nonzero().numpy()
+    return sp.csr_matrix((np.ones(len(idx)), (idx[:, 0], idx[:, 1])), shape=tuple(a.shape))
+
+
+def lift_matrix(fire: sp.csr_matrix, has_next: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """Co-firing counts C_ij = #{n: i fires at n, j fires at n+1} over positions with a next token in the same
+    context (has_next, (T,) bool), the lift L_ij = (C_ij / N_i) / P(j), and P(j) (on the positions n+1)."""
+    nxt = np.flatnonzero(has_next)
+    A, B = fire[nxt], fire[nxt + 1]
+    C = (A.T @ B).tocsr()
+    n_i = np.asarray(A.sum(0)).ravel()
+    p_j = np.asarray(B.sum(0)).ravel() / max(len(nxt), 1)
+    L = C.copy().tocoo()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L.data = (L.data / n_i[L.row]) / p_j[L.col]
+    return C, L.tocsr(), p_j
+
+
+def token_fire_rate(fire: sp.csr_matrix, tokens: np.ndarray, vocab_size: int) -> sp.csr_matrix:
+    """r_j(t): the share of occurrences of token t on which feature j fires, (vocab, n) sparse."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    onehot = sp.csr_matrix((np.ones(len(tokens)), (tokens, np.arange(len(tokens)))), shape=(vocab_size, len(tokens)))
+    counts = np.bincount(tokens, minlength=vocab_size).astype(np.float64)
+    R = (onehot @ fire).tocsr()
+    inv = sp.diags(np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0))
+    return (inv @ R).tocsr()
+
+
+def find_automata(fire: sp.csr_matrix, has_next: np.ndarray, tokens: np.ndarray, logit_weights: np.ndarray, *,
+                  top_k: int = 10, min_count: int = 5, min_lift: float = 5.0, max_automata: int = 4,
+                  max_overlap: float = 0.5) -> list[dict]:
+    """Self-loops and two-state cycles whose every edge has >= min_count co-firings, lift >= min_lift and logit
+    support >= min_lift; the strongest max_automata of each kind (by the smallest lift on their edges). The two
+    states of a cycle must be different features in the data, not near-duplicates: they fire together on the
+    same token at most max_overlap of the time (co-firings / the rarer feature's firings); likewise an automaton
+    whose states overlap that much with those of a stronger one of its kind is skipped as a duplicate."""
+    C, _, p_j = lift_matrix(fire, has_next)
+    R = token_fire_rate(fire, tokens, logit_weights.shape[1])
+    top = torch.as_tensor(np.asarray(logit_weights)).topk(min(top_k, logit_weights.shape[1]), dim=1).indices.numpy()
+    Cc = C.tocoo()
+    n_i = np.asarray(fire[np.flatnonzero(has_next)].sum(0)).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = (Cc.data / n_i[Cc.row]) / p_j[Cc.col]
+    ok = (Cc.data >= min_count) & (lift >= min_lift)
+    rows, cols, lifts, counts = Cc.row[ok], Cc.col[ok], lift[ok], Cc.data[ok]
+    edges, mean_rate = {}, {}
+    for i, j, lij, cij in zip(rows, cols, lifts, counts):
+        if i not in mean_rate:  # mean over i's top-k promoted tokens of every feature's firing rate
+            mean_rate[i] = np.asarray(R[top[i]].mean(0)).ravel()
+        support = float(mean_rate[i][j] / p_j[j]) if p_j[j] > 0 else 0.0
+        if support >= min_lift:
+            edges[(int(i), int(j))] = {"lift": float(lij), "support": support, "count": int(cij)}
+    loops = [((i,), [(i, i)]) for (i, j) in edges if i == j]
+    fc = fire.tocsc()
+
+    def overlap(i: int, j: int) -> float:
+        both = fc[:, i].multiply(fc[:, j]).sum()
+        return float(both / max(min(fc[:, i].sum(), fc[:, j].sum()), 1))
+
+    cycles = [((i, j), [(i, j), (j, i)]) for (i, j) in edges
+              if i < j and (j, i) in edges and overlap(i, j) <= max_overlap]
+    out = []
+    for group in (loops, cycles):
+        ranked, chosen = sorted(group, key=lambda a: -min(edges[e]["lift"] for e in a[1])), []
+        for states, es in ranked:  # greedy: skip near-duplicates of an automaton already chosen
+            if len(chosen) < max_automata and not any(overlap(s, t) > max_overlap for c in chosen for s in c
+                                                      for t in states):
+                chosen.append(states)
+            else:
+                continue
+            out.append({"states": list(states), "edges": [list(e) for e in es],
+                        "lift": [round(edges[e]["lift"], 3) for e in es],
+                        "logit_support": [round(edges[e]["support"], 3) for e in es],
+                        "count": [edges[e]["count"] for e in es]})
+    return out
+
+
+@torch.no_grad()
+def pinned_rate(model, sae, prefixes: torch.Tensor, i: int, j: int, pin: float, generator: torch.Generator) -> dict:
+    """Pin feature i at `pin` on the last token of each prefix (B, T), sample the next token from the model,
+    and return how often feature j fires on it, with and without the pin (same random numbers), and the sampled
+    tokens (pinned_tokens, baseline_tokens)."""
+    w_e, b_e, b_d, d_i = sae.W_e[i], sae.b_e[i], sae.b_d, sae.W_d[:, i]
+
+    def pin_last(acts: torch.Tensor) -> torch.Tensor:
+        out = acts.clone()
+        f = torch.relu((acts[:, -1] - b_d) @ w_e + b_e)
+        out[:, -1] = acts[:, -1] + (pin - f)[:, None] * d_i
+        return out
+
+    u = torch.rand(prefixes.shape[0], generator=generator)
+    res = {}
+    for name, repl in (("pinned_rate", pin_last), ("baseline_rate", None)):
+        x, h = model._mlp_input(prefixes)  # only the last position's logits are needed
+        out, _ = model.mlp(h, repl)
+        probs = torch.softmax(model.W_U(model.ln_f((x + out)[:, -1])).float(), dim=-1)
+        y = torch.searchsorted(probs.cumsum(-1), u[:, None]).clamp_max(probs.shape[-1] - 1)
+        seq = torch.cat([prefixes, y], dim=1)
+        acts = model.mlp_acts(seq)[:, -1]
+        fj = torch.relu((acts - b_d) @ sae.W_e[j] + sae.b_e[j])
+        res[name] = float((fj > 0).float().mean())
+        res[name.replace("rate", "tokens")] = y[:, 0].numpy()
+    return res
+
+
+def example_path(fire: sp.csr_matrix, has_next: np.ndarray, states: list[int], length: int = 6) -> int | None:
+    """First position n where the automaton runs for `length` consecutive tokens (states visited in turn,
+    every step within one context), or the longest such run's start; None when it never takes one step."""
+    fc = fire.tocsc()
+    on = np.stack([np.asarray(fc[:, s].todense()).ravel() > 0 for s in states])  # (k, T)
+    T, k = on.shape[1], len(states)
+    best, best_len = None, 0
+    for phase in range(k):
+        run = 0
+        for n in range(T):
+            ok = on[(phase + n) % k, n] and (run == 0 or has_next[n - 1])
+            run = run + 1 if ok else 0
+            if run > best_len:
+                best, best_len = n - run + 1, run
+            if best_len >= length:
+                return best
+    return best if best_len >= 2 else None
+
+
+def top_tokens(fire: sp.csr_matrix, tokens: np.ndarray, feature: int, k: int = 3) -> list[int]:
+    """The k tokens on which `feature` fires most often."""
+    on = np.asarray(fire.tocsc()[:, feature].todense()).ravel() > 0
+    c = np.bincount(np.asarray(tokens)[on])
+    return [int(t) for t in np.argsort(-c, kind="stable")[:k] if c[t] > 0]
+
+
+@torch.no_grad()
+def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10, min_count: int = 5,
+                   min_lift: float = 5.0, max_automata: int = 4, n_pinned: int = 64, seed: int = 0,
+                   exclude_token: int | None = None, batch: int = 16) -> list[dict]:
+    """The automata of an SAE's features on whole contexts (B, T) of a model: every feature's activations on
+    consecutive tokens, logit weights (logit_weights.py, σ̄ from the first 32 contexts), find_automata, then
+    per edge the pinned rate (pin = the source feature's largest activation seen here; prefixes: the first T/2
+    tokens of n_pinned contexts drawn with `seed`), each state's top tokens (label(token id) -> str) and an
+    example path of up to 6 tokens."""
+    from monosemantic.analysis import logit_weights as lw
+    n_contexts, T = contexts.shape
+    fires, peak = [], torch.zeros(sae.n_features)
+    for b in range(0, n_contexts, batch):
+        f = sae.encode(model.mlp_acts(contexts[b:b + batch]).reshape(-1, sae.d))
+        peak = torch.maximum(peak, f.max(0).values)
+        fires.append(fire_matrix(f))
+    fire = sp.vstack(fires).tocsr()
+    toks = contexts.reshape(-1).numpy()
+    has_next = (np.arange(len(toks)) % T) < T - 1
+    W = lw.feature_logit_weights(model, sae, lw.residual_std(model, contexts[:32])).numpy()
+    if exclude_token is not None:
+        W[:, exclude_token] = -np.inf
+    found = find_automata(fire, has_next, toks, W, top_k=top_k, min_count=min_count, min_lift=min_lift,
+                          max_automata=max_automata)
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randint(0, n_contexts, (n_pinned,), generator=gen)
+    prefixes = contexts[pick, :T // 2]
+    for a in found:
+        rates = [pinned_rate(model, sae, prefixes, i, j, float(peak[i]), gen) for i, j in a["edges"]]
+        a["pinned_rate"] = [round(r["pinned_rate"], 3) for r in rates]
+        a["baseline_rate"] = [round(r["baseline_rate"], 3) for r in rates]
+        a["state_tokens"] = {str(s): [label(x) for x in top_tokens(fire, toks, s)] for s in a["states"]}
+        n = example_path(fire, has_next, a["states"])
+        a["example"] = "|".join(label(x) for x in toks[n:n + 6]) if n is not None else ""
+    return found
+
+
+def validation_automata(cfg, model, sae, tokens: np.ndarray, tok, rng: np.random.Generator) -> tuple[list[dict], int]:
+    """Fig. 11: model_automata on cfg.automata_contexts whole contexts drawn (rng, without replacement) from the
+    validation token stream, the end-of-text token excluded from the logit side (cfg: the interpretability
+    section of params.yaml). Returns (the automata found, the number of tokens they were found on)."""
+    n_ctx = model.cfg.n_ctx
+    n_contexts = min(cfg.automata_contexts, len(tokens) // n_ctx)
+    starts = np.sort(rng.choice(len(tokens) // n_ctx, size=n_contexts, replace=False)) * n_ctx
+    ctx = torch.from_numpy(np.stack([np.asarray(tokens[s:s + n_ctx]) for s in starts]).astype(np.int64))
+    label = lambda i: token_label(tok, int(i)).replace("\n", "↵")  # noqa: E731
+    found = model_automata(model, sae, ctx, label, top_k=cfg.logit_k, min_count=cfg.automata_min_count,
+                           min_lift=cfg.automata_min_lift, max_automata=cfg.automata_max,
+                           n_pinned=cfg.automata_pinned, seed=cfg.seed, exclude_token=EOT_ID)
+    return found, int(ctx.numel())

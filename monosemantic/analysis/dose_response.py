@@ -1,0 +1,125 @@
+"""The dose-response experiment: the rare contexts' share of the training mix against features-vs-neurons.
+
+Each arm (params: superposition.arms) trains a transformer seeded like model A on its mix (mix.py) for
+tokens_mult x transformer.steps, samples activations (the train split by the mix, the held-out split natural, so
+every arm is measured on the same tokens), trains a dictionary with the recipe of sae_runs[superposition.run]
+(sae_points_mult x its points), and compares features with neurons (superposition.features_vs_neurons), with
+whether each rare context is still learned (validation loss below the subset's unigram loss).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from monosemantic import paths
+from monosemantic.analysis import proxies as px
+from monosemantic.analysis.inputs import load_feature_counts
+from monosemantic.lm.activations import sample_activations
+from monosemantic.lm.train import fingerprint, model_metrics, train
+from monosemantic.data.mix import mix_shares, subset_token_counts
+from monosemantic.lm.model import ModelConfig, Transformer
+from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.train import train_sae
+from monosemantic.lm.store import ActivationStore
+from monosemantic.analysis.superposition import PROXY_SUBSET, context_learned, features_vs_neurons
+from monosemantic.data.tokenizer import load_stream, load_tokenizer
+
+
+def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, precision: str,
+            tokens_dir: str | Path = paths.TOKENS, progress: bool = True) -> dict:
+    """Train a transformer seeded like A on the arm's mix, sample activations (train split by the mix, held-out
+    split natural), train a dictionary with the headline run's recipe, and compare features with neurons.
+    The dictionary is kept in work_dir/sae, the transformer in work_dir/../models/FINGERPRINT (shared by arms
+    that train the same transformer); the activations are deleted."""
+    t0 = time.perf_counter()
+    sp = params.superposition
+    arm = sp.arms[arm_name]
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    train_stream, val_stream = load_stream(tokens_dir, "train"), load_stream(tokens_dir, "val")
+    tcfg = dataclasses.replace(params.transformer, mix=dict(arm.mix),
+                               steps=params.transformer.steps * arm.tokens_mult)
+    vocab = _vocab_size(tokens_dir)
+    mcfg = ModelConfig.from_params(tcfg, vocab)
+    seed = params.transformer.seeds[sp.model]
+    # Arms that differ only in their dictionary (sae_points_mult) share one transformer: training is
+    # deterministic, so a model saved under the same training fingerprint is the model this arm would train.
+    cached = work.parent / "models" / fingerprint(tcfg, mcfg, seed, train_stream, precision)[:20]
+    if (cached / "train_info.json").exists():  # written last
+        model = Transformer.load(cached, device)
+        info = json.loads((cached / "train_info.json").read_text())
+        print(f"transformer: reusing {cached} (same training fingerprint)")
+    else:
+        model, info = train(tcfg, mcfg, seed, train_stream, val_stream, device,
+                            ckpt_path=work / "transformer.pt", progress=progress, precision=precision)
+        model.save(cached)
+        (cached / "train_info.json").write_text(json.dumps(info))
+        (work / "transformer.pt").unlink(missing_ok=True)
+    lm_metrics = model_metrics(model, train_stream, val_stream, tcfg, device)
+    acts = work / "activations"
+    a = params.activations
+    for split, n, mix in (("train", a.n_points * arm.sae_points_mult, arm.mix), ("val", a.val_points, {})):
+        sample_activations(model, train_stream if split == "train" else val_stream, acts / split, n_points=n,
+                           k=a.tokens_per_context, shard_points=a.shard_points, dtype=a.dtype,
+                           batch_contexts=a.batch_contexts, seed=a.seed, split=split, device=device,
+                           progress=progress, mix=mix, precision=precision)
+    run = params.sae_runs[sp.run]
+    scfg = dataclasses.replace(params.sae, steps=params.sae.steps * arm.sae_points_mult)
+    stats = train_sae(scfg, run, ActivationStore(acts / "train"), work / "sae", device=device, progress=progress,
+                      metadata={"run_name": f"superposition_{arm_name}"})
+    sae = SparseAutoencoder.load(work / "sae").eval()
+    _, _, llr = px.load_proxy_tables(tokens_dir, str(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json"))
+    store = ActivationStore(acts / "val")
+    fvn = features_vs_neurons(store, sae, val_stream, llr, min(params.analysis.max_points, store.n_points),
+                              params.analysis.batch_size, load_feature_counts(work / "sae"))
+    shares = mix_shares(train_stream, arm.mix)
+    natural = subset_token_counts(train_stream)
+    total = sum(natural.values())
+    for k, row in fvn["proxies"].items():
+        sub = PROXY_SUBSET[k]
+        row["share"] = round(shares[sub], 6)
+        row["natural_share"] = round(natural[sub] / total, 6)
+        row["context_learned"] = context_learned(lm_metrics["subsets"], sub)
+        row["val_loss"] = lm_metrics["subsets"][sub]["loss"]
+        row["unigram_loss"] = lm_metrics["subsets"][sub].get("unigram_loss")
+    shutil.rmtree(acts)
+    return {"arm": arm_name, "mix": dict(arm.mix), "tokens_mult": arm.tokens_mult,
+            "sae_points_mult": arm.sae_points_mult, "transformer_tokens": info["tokens"],
+            "sae_points": scfg.steps * scfg.batch_size, "precision": precision,
+            "val_loss": lm_metrics["subsets"]["overall"]["loss"],
+            "sae": {k: stats[k] for k in ("mse", "l0", "dead") if k in stats},
+            **fvn, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _vocab_size(tokens_dir: str | Path) -> int:
+    return load_tokenizer(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json").get_vocab_size()
+
+
+def dose_response(arms: dict[str, dict]) -> list[dict]:
+    """summary.json headline "dose_response": one row per (arm, proxy)."""
+    rows = []
+    for name, m in arms.items():
+        for k, p in m["proxies"].items():
+            rows.append({"arm": name, "share": p["share"], "proxy": k, "feature_r": p["feature_r"],
+                         "best_neuron_r": p["best_neuron_r"], "nearest_neuron_r": p["nearest_neuron_r"],
+                         "decoder_neurons_ge_0.1": p["decoder_neurons_ge_0.1"],
+                         "dedicated_neurons": p["dedicated_neurons"], "context_learned": p["context_learned"],
+                         "tokens_mult": m["tokens_mult"], "sae_points_mult": m["sae_points_mult"]})
+    return rows
+
+
+def load_arms(names) -> dict[str, dict]:
+    """{arm: metrics/superposition/ARM.json} for the arms `names` (stage superposition_arm)."""
+    arms = {}
+    for n in names:
+        path = paths.superposition_metrics(n)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing; run `dvc repro experiments/superposition/dvc.yaml`")
+        arms[n] = json.loads(path.read_text())
+    return arms

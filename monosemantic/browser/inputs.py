@@ -1,0 +1,108 @@
+"""The feature browser's inputs: the browsed dictionary, its model, validation store and token stream, and
+the dictionaries it is compared with (other sizes of the same model for splitting, the partner model's for
+universality), loaded from the artifacts (`load_inputs`) or built in memory by a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from monosemantic import paths
+from monosemantic.analysis import proxies as px
+from monosemantic.analysis.logit_weights import SIGMA_CONTEXTS
+from monosemantic.lm.model import Transformer
+from monosemantic.lm.store import ActivationStore
+from monosemantic.sae.model import SparseAutoencoder
+
+
+@dataclass
+class Partner:
+    """Another dictionary: a smaller/larger size of the same model (splitting) or model B (universality)."""
+
+    name: str
+    sae: object
+    store: object | None = None  # the partner model's val store (universality only)
+
+
+@dataclass
+class BrowserInputs:
+    """Everything data.gather reads; dead / ultralow / dense as in params.yaml's evaluate section."""
+
+    run: str
+    run_info: dict  # model, n_features, l1
+    sae: object
+    model: object
+    store: object  # val activation store of the run's model
+    index: dict  # store.index(): doc, pos, token, context_start
+    tokens: np.ndarray  # val token stream
+    doc_subset: np.ndarray  # subset code of each val document
+    subsets: list[str]
+    tok: object  # tokenizer
+    ultralow_density: float
+    dense_density: float
+    llr: dict | None = None  # {proxy name: LLR per token id} (proxies.llr_tables)
+    split: list[Partner] = field(default_factory=list)
+    compare: Partner | None = None
+    sigma_contexts: int = SIGMA_CONTEXTS  # val contexts of the logit weights' σ̄ (logit_weights.residual_scale)
+
+
+def related_runs(name: str, sae_runs: dict, cfg) -> tuple[str | None, list[str]]:
+    """(universality partner, other dictionary sizes) of run `name` per cfg.compare_run / cfg.split_runs."""
+    run = sae_runs[name]
+    if cfg.compare_run == "auto":
+        cands = [k for k, r in sae_runs.items() if r.model != run.model and r.model != "random"
+                 and r.n_features == run.n_features and r.l1 == run.l1]
+        pref = "B" if run.model == "A" else "A"
+        cands.sort(key=lambda k: (sae_runs[k].model != pref, k))
+        compare = cands[0] if cands else None
+    else:
+        compare = cfg.compare_run or None
+    if tuple(cfg.split_runs) == ("auto",):
+        split = sorted((k for k, r in sae_runs.items() if r.model == run.model and r.l1 == run.l1
+                        and r.n_features != run.n_features), key=lambda k: sae_runs[k].n_features)
+    else:
+        split = [k for k in cfg.split_runs if k != name]
+    return compare, split
+
+
+def load_inputs(params, cfg, log: Callable[[str], None] = print) -> BrowserInputs:
+    """Everything `gather` needs for dictionary cfg.run (a ConfigError when it is not in sae_runs), from the
+    artifacts; a partner whose artifacts are missing is left out with a warning."""
+    name = cfg.run
+    run = params.sae_run(name)
+    store = ActivationStore(paths.activations_dir(run.model, "val"))
+    tok, val, llr = px.load_proxy_tables(paths.TOKENS, paths.TOKENIZER)
+    compare_name, split_names = related_runs(name, params.sae_runs, cfg)
+    split = []
+    for s in split_names:
+        d = paths.sae_dir(s)
+        if not (d / "cfg.json").exists():
+            log(f"  warning: {d} missing; {s} left out of the splitting panel")
+            continue
+        split.append(Partner(s, SparseAutoencoder.load(d).eval()))
+    compare = None
+    if compare_name:
+        crun = params.sae_run(compare_name)
+        d = paths.sae_dir(compare_name)
+        cstore_dir = paths.activations_dir(crun.model, "val")
+        if (d / "cfg.json").exists() and (cstore_dir / "manifest.json").exists():
+            cstore = ActivationStore(cstore_dir)
+            n = min(cfg.universality_points, cfg.max_points, store.n_points, cstore.n_points)
+            same = np.array_equal(store.index()["token"][:n], cstore.index()["token"][:n])
+            if same:
+                compare = Partner(compare_name, SparseAutoencoder.load(d).eval(), cstore)
+            else:
+                log(f"  warning: the val stores of {run.model} and {crun.model} hold different tokens; "
+                    "universality left out")
+        else:
+            log(f"  warning: {d} or {cstore_dir} missing; universality left out")
+    return BrowserInputs(
+        run=name, run_info={"model": run.model, "n_features": run.n_features, "l1": run.l1},
+        sae=SparseAutoencoder.load(paths.sae_dir(name)).eval(),
+        model=Transformer.load(paths.model_dir(run.model)), store=store, index=store.index(),
+        tokens=val.tokens, doc_subset=val.doc_subset, subsets=val.subsets, tok=tok, llr=llr,
+        split=split, compare=compare, ultralow_density=params.evaluate.ultralow_density,
+        dense_density=params.evaluate.dense_density)

@@ -1,0 +1,1 @@
+"""The corpus: the Pile's jsonl.zst format, the BPE tokenizer, the training mix."""

@@ -1,0 +1,1 @@
+"""The one-layer transformer, its training, and sampling its MLP activations."""

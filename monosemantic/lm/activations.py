@@ -1,0 +1,274 @@
+"""Sampling the transformer's MLP activations into a shuffled activation store (paper: 8B points).
+
+Contexts are the windows of n_ctx tokens of the token stream that start at multiples of n_ctx (the tail
+shorter than n_ctx is never used). Sampling visits contexts in a seeded random order, without replacement,
+runs the model on each and keeps the post-ReLU MLP activations at k = tokens_per_context positions drawn
+without replacement from the context.
+
+When a stream holds fewer than ceil(n_points / k) contexts, sampling cycles: pass e visits every context
+again (in a fresh random order) and takes the next k positions of that context's own fixed random position
+order (positions [e*k, (e+1)*k) of it). So no token is ever sampled twice; the number of passes is capped
+at n_ctx // k, and asking for more points than that is an error naming the limit.
+
+Points are shuffled across contexts with bounded memory, by a two-pass bucket shuffle:
+  pass 1  every sampled point goes to one of ceil(n_points / shard_points) temporary bucket files, chosen
+          uniformly at random (seeded); buckets hold ~shard_points points each (binomial sizes);
+  pass 2  one bucket at a time is loaded, permuted (seeded) and written as one final shard.
+Peak memory is one forward batch plus one bucket, whatever n_points (the per-point index goes through a
+memory-mapped file). The result is a store.py directory: shards, index.npz (per point doc, pos, token,
+context_start) and manifest.json. All randomness derives from activations.seed and the split, not from the
+model, so the stores of A, B and random hold the same tokens in the same order (point i is the same token
+in every model's store); the bytes of a store depend only on the model, the tokens and the params.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from monosemantic.data.mix import context_quotas, context_subsets, mix_shares
+from monosemantic.lm.model import Transformer
+from monosemantic.lm.store import DTYPES, save_shard, to_storage, write_index, write_manifest
+from monosemantic.data.tokenizer import TokenStream
+from monosemantic.utils import PipelineError, autocast
+
+SPLIT_IDS = {"train": 0, "val": 1}
+# sub-streams of the configured seed
+CONTEXT_ORDER, POSITION_ORDER, BUCKET_ASSIGN, BUCKET_PERM = 1, 2, 3, 4
+INDEX_FIELDS = ("doc", "pos", "token", "context_start")
+RECORD = np.dtype([(f, np.int64) for f in INDEX_FIELDS])
+
+
+class SamplingError(PipelineError, RuntimeError):
+    pass
+
+
+def _seed(seed: int, split: str, stream_id: int, *more: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, SPLIT_IDS[split], stream_id, *more])
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def position_order(context_ids: np.ndarray, n_ctx: int, key: int) -> np.ndarray:
+    """Each context's own fixed random order of its positions, (len(context_ids), n_ctx) int64."""
+    x = (context_ids.astype(np.uint64)[:, None] * np.uint64(n_ctx) + np.arange(n_ctx, dtype=np.uint64)[None])
+    keys = _splitmix64(x ^ np.uint64(key))
+    return np.argsort(keys, axis=1, kind="stable")
+
+
+def plan(n_tokens: int, n_ctx: int, n_points: int, k: int) -> tuple[int, int, int]:
+    """(available contexts, contexts needed, passes); raises SamplingError when impossible."""
+    if k > n_ctx:
+        raise SamplingError(f"activations.tokens_per_context {k} exceeds the context length n_ctx {n_ctx}")
+    available = n_tokens // n_ctx
+    needed = math.ceil(n_points / k)
+    if available == 0:
+        raise SamplingError(f"the stream has {n_tokens} tokens, fewer than one context of {n_ctx}")
+    passes = math.ceil(needed / available)
+    if passes > n_ctx // k:
+        most = available * (n_ctx // k) * k
+        raise SamplingError(
+            f"{n_points:,} points need {needed:,} contexts of {n_ctx} tokens at {k} per context, but the "
+            f"stream has {available:,} contexts ({n_tokens:,} tokens); even reusing every context "
+            f"{n_ctx // k} times with fresh positions gives at most {most:,} points. Lower the point count "
+            f"or activations.tokens_per_context, or use a larger corpus")
+    return available, needed, passes
+
+
+def context_schedule(available: int, needed: int, seed: int, split: str):
+    """Yield (context ids, pass of each) chunks in sampling order: pass e is a fresh seeded permutation."""
+    e = 0
+    while needed > 0:
+        perm = np.random.default_rng(_seed(seed, split, CONTEXT_ORDER, e)).permutation(available)
+        take = perm[:needed]
+        yield take, np.full(len(take), e, dtype=np.int64)
+        needed -= len(take)
+        e += 1
+
+
+def mixed_context_schedule(subset_of: np.ndarray, quotas: dict[int, int], n_ctx: int, k: int, seed: int,
+                           split: str):
+    """The mix's schedule (mix.py): quotas[c] contexts of subset code c, each subset visited in its own seeded
+    order without replacement (cycling with fresh positions when its quota exceeds its contexts, as above),
+    then all of them interleaved by one seeded permutation. Yields one (context ids, passes) chunk."""
+    ids, passes = [], []
+    for c, need in sorted(quotas.items()):
+        pool = np.flatnonzero(subset_of == c)
+        if need == 0:
+            continue
+        n_pass = math.ceil(need / max(len(pool), 1))
+        if len(pool) == 0 or n_pass > n_ctx // k:
+            raise SamplingError(
+                f"the mix asks for {need:,} contexts of subset code {c} but the {split} stream has {len(pool):,}; "
+                f"even with {n_ctx // k} passes of fresh positions that is too few: lower its share or n_points")
+        e = 0
+        while need > 0:
+            perm = pool[np.random.default_rng(_seed(seed, split, CONTEXT_ORDER, e, c + 1)).permutation(len(pool))]
+            take = perm[:need]
+            ids.append(take)
+            passes.append(np.full(len(take), e, dtype=np.int64))
+            need -= len(take)
+            e += 1
+    ids, passes = np.concatenate(ids), np.concatenate(passes)
+    order = np.random.default_rng(_seed(seed, split, CONTEXT_ORDER, 1 << 20)).permutation(len(ids))
+    yield ids[order], passes[order]
+
+
+class _BucketFiles:
+    """Append handles of the temporary bucket files: all kept open while there are few buckets, else
+    opened per write (so the number of open files stays bounded)."""
+
+    MAX_OPEN = 512
+
+    def __init__(self, folder: Path, n_buckets: int):
+        self.folder, self.keep = folder, 2 * n_buckets <= self.MAX_OPEN
+        self.open: dict[tuple[int, str], object] = {}
+        self._last = None
+
+    def get(self, b: int, kind: str):
+        key = (int(b), kind)
+        fh = self.open.get(key)
+        if fh is None:
+            if not self.keep and self._last is not None:
+                self._last.close()
+            fh = open(self.folder / f"{b:05d}.{kind}", "ab")
+            if self.keep:
+                self.open[key] = fh
+            else:
+                self._last = fh
+        return fh
+
+    def close(self) -> None:
+        for fh in self.open.values():
+            fh.close()
+        if self._last is not None:
+            self._last.close()
+        self.open.clear()
+        self._last = None
+
+
+def sample_activations(model: Transformer, stream: TokenStream, out_dir: str | Path, *, n_points: int, k: int,
+                       shard_points: int, dtype: str, batch_contexts: int, seed: int, split: str,
+                       device: torch.device | str = "cpu", progress: bool = True,
+                       manifest_extra: dict | None = None, mix: dict[str, float] | None = None,
+                       precision: str = "fp32") -> dict:
+    """Sample `n_points` activations of `model` on `stream` into the store `out_dir`; returns timing info.
+
+    The store is built in a hidden staging folder next to out_dir and moved into place at the end, so an
+    interrupted run never leaves a half-written store behind. `mix` (mix.py) re-weights the subsets the contexts
+    are drawn from; `precision` is the forward pass's ("fp32" or "bf16", see utils.autocast)."""
+    device = torch.device(device)
+    if split not in SPLIT_IDS:
+        raise ValueError(f"split must be one of {tuple(SPLIT_IDS)}")
+    if dtype not in DTYPES:
+        raise SamplingError(f"dtype {dtype!r} not one of {tuple(DTYPES)}")
+    n_ctx, d = model.cfg.n_ctx, model.cfg.d_mlp
+    available, needed, passes = plan(len(stream), n_ctx, n_points, k)
+    out_dir = Path(out_dir)
+    stage = out_dir.parent / f".{out_dir.name}.staging"
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "buckets").mkdir(parents=True)
+    n_buckets = math.ceil(n_points / shard_points)
+    storage = np.dtype(DTYPES[dtype])
+    pos_key = int(_seed(seed, split, POSITION_ORDER).generate_state(1, np.uint64)[0])
+    bucket_rng = np.random.default_rng(_seed(seed, split, BUCKET_ASSIGN))
+    counts = np.zeros(n_buckets, dtype=np.int64)
+    if passes > 1:
+        print(f"{split}: {available:,} contexts for {needed:,} needed: cycling over the contexts "
+              f"{passes} times with fresh positions (no token sampled twice)")
+
+    # ---- pass 1: forward batches, scatter points into random buckets
+    files = _BucketFiles(stage / "buckets", n_buckets)
+    model = model.eval().to(device)
+    bar = tqdm(total=n_points, desc=f"sample {split}", unit=" pts", unit_scale=True, disable=not progress,
+               mininterval=2)
+    t0 = time.perf_counter()
+    done, ctx_tokens = 0, 0
+    if mix:
+        shares = mix_shares(stream, mix)
+        quotas = {stream.subsets.index(s): q for s, q in context_quotas(needed, shares).items()}
+        schedule = mixed_context_schedule(context_subsets(stream, n_ctx, available), quotas, n_ctx, k, seed, split)
+    else:
+        schedule = context_schedule(available, needed, seed, split)
+    for ctx_ids, ctx_pass in schedule:
+        for lo in range(0, len(ctx_ids), batch_contexts):
+            ids = ctx_ids[lo:lo + batch_contexts]
+            e = ctx_pass[lo:lo + batch_contexts]
+            starts = ids.astype(np.int64) * n_ctx
+            win = starts[:, None] + np.arange(n_ctx)[None]
+            toks = torch.from_numpy(stream.tokens[win].astype(np.int64)).to(device)
+            cols = e[:, None] * k + np.arange(k)[None]
+            pos = np.take_along_axis(position_order(ids, n_ctx, pos_key), cols, axis=1)  # (B, k)
+            take = min(len(ids) * k, n_points - done)
+            with torch.no_grad(), autocast(device, precision):
+                acts = model.mlp_acts(toks, torch.from_numpy(pos).to(device))  # (B, k, d)
+            rows = acts.reshape(-1, d)[:take]
+            data = to_storage(rows.float().cpu(), dtype)
+            rec = np.empty(take, dtype=RECORD)
+            token = (starts[:, None] + pos).reshape(-1)[:take]
+            doc = stream.doc_of(token)
+            rec["doc"], rec["token"] = doc, token
+            rec["pos"] = token - stream.doc_start[doc]
+            rec["context_start"] = np.repeat(starts, k)[:take]
+            bucket = bucket_rng.integers(0, n_buckets, size=take)
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
+            for b in np.flatnonzero(np.diff(bounds)):
+                sel = order[bounds[b]:bounds[b + 1]]
+                data[sel].tofile(files.get(b, "acts"))
+                rec[sel].tofile(files.get(b, "index"))
+                counts[b] += len(sel)
+            done += take
+            ctx_tokens += len(ids) * n_ctx
+            bar.update(take)
+            if done >= n_points:
+                break
+    bar.close()
+    files.close()
+    forward_s = time.perf_counter() - t0
+
+    # ---- pass 2: permute one bucket at a time into the final shards; index through a memmap
+    index_mm = np.lib.format.open_memmap(stage / "index.tmp.npy", mode="w+", dtype=RECORD, shape=(n_points,))
+    perm_rng = np.random.default_rng(_seed(seed, split, BUCKET_PERM))
+    shards, offset = [], 0
+    for b in range(n_buckets):
+        if counts[b] == 0:
+            continue
+        data = np.fromfile(stage / "buckets" / f"{b:05d}.acts", dtype=storage).reshape(-1, d)
+        rec = np.fromfile(stage / "buckets" / f"{b:05d}.index", dtype=RECORD)
+        perm = perm_rng.permutation(len(rec))
+        shards.append(save_shard(stage / f"shard_{len(shards):05d}.npy", data[perm]))
+        del data
+        index_mm[offset:offset + len(rec)] = rec[perm]
+        offset += len(rec)
+        (stage / "buckets" / f"{b:05d}.acts").unlink()
+        (stage / "buckets" / f"{b:05d}.index").unlink()
+    assert offset == n_points
+    index_mm.flush()
+    write_index(stage, **{f: index_mm[f] for f in INDEX_FIELDS})
+    del index_mm
+    (stage / "index.tmp.npy").unlink()
+    shutil.rmtree(stage / "buckets")
+    write_manifest(stage, shards, d, dtype, split=split, seed=seed, tokens_per_context=k, n_ctx=n_ctx,
+                   contexts=needed, contexts_available=available, passes=passes,
+                   stream_tokens=len(stream), **({"mix": dict(mix)} if mix else {}), **(manifest_extra or {}))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    stage.rename(out_dir)
+    total_s = time.perf_counter() - t0
+    return {"points": n_points, "contexts": needed, "passes": passes, "model_tokens": ctx_tokens,
+            "forward_seconds": round(forward_s, 2), "seconds": round(total_s, 2),
+            "tokens_per_s": round(ctx_tokens / max(total_s, 1e-9), 1),
+            "points_per_s": round(n_points / max(total_s, 1e-9), 1)}

@@ -1,0 +1,1 @@
+"""The sparse autoencoder: model and loss, training with resampling, metrics."""

@@ -1,0 +1,455 @@
+"""The sparse autoencoder of Bricken et al. (2023), "Towards Monosemanticity", section "Autoencoder".
+
+For an MLP activation vector x in R^d and a dictionary of F features:
+
+    x̄ = x − b_d                                   (pre-encoder bias: subtract the decoder bias)
+    f = ReLU(W_e x̄ + b_e)                         W_e: (F, d), b_e: (F,)
+    x̂ = W_d f + b_d                               W_d: (d, F), b_d: (d,)
+    L = (1/(B d)) Σ_b ‖x_b − x̂_b‖²  +  λ (1/B) Σ_b Σ_i f_{b,i}
+
+i.e. the mean squared error over all elements plus λ times the L1 norm of f (a sum over features, averaged
+over the batch; f ≥ 0 so |f| = f). Encoder and decoder are untied. Both are initialised like PyTorch's
+nn.Linear (Kaiming-uniform); the decoder columns are then scaled to unit norm, and kept at unit norm during
+training: before each Adam step the gradient component parallel to each column is removed
+(`remove_parallel_grad`), after it the columns are renormalised (`normalize_decoder`). b_e starts at zero,
+b_d at the geometric median of a sample of activations (`geometric_median`, Weiszfeld's algorithm).
+
+Two ways to get the gradients, which agree up to floating-point summation order:
+  * `loss(x)` + `.backward()`: plain autograd, the reference ("dense" path);
+  * `manual_backward(x)`: the same gradients from the closed-form expressions below, exploiting that f is
+    sparse (the "sparse" fast path). Only the encoder forward pass is a dense (B, d) × (d, F) product;
+    everything after the ReLU touches only the nnz = B·L0 active entries (CSR sparse matrix products).
+
+Saved layout (`save`/`load`): the directory SAELens loads with `SAE.load_from_disk` (architecture
+"standard"): `sae_weights.safetensors` with W_enc (d_in, d_sae) = W_eᵀ, W_dec (d_sae, d_in) = W_dᵀ, b_enc,
+b_dec, and `cfg.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from monosemantic.utils import atomic_path, write_json
+
+WEIGHTS_FILE = "sae_weights.safetensors"
+CFG_FILE = "cfg.json"
+# TransformerLens name of the post-ReLU MLP activations of layer 0 (what the SAE is trained on).
+HOOK_NAME = "blocks.0.mlp.hook_post"
+ENCODER_BLOCK = 1024  # rows per encoder block in manual_backward
+
+
+@dataclass
+class LossTerms:
+    """One batch's loss and the feature statistics the training loop logs."""
+
+    total: torch.Tensor  # mse + λ·l1, a scalar (carries autograd history on the dense path)
+    mse: torch.Tensor  # mean over elements of (x̂ − x)²
+    l1: torch.Tensor  # mean over the batch of Σ_i f_i
+    l0: torch.Tensor  # mean over the batch of #{i : f_i > 0}
+    fire_counts: torch.Tensor  # (F,) int64: in how many inputs of the batch each feature fired
+
+
+class SparseAutoencoder(nn.Module):
+    """x̄ = x − b_d; f = ReLU(W_e x̄ + b_e); x̂ = W_d f + b_d. Parameters use the paper's shapes."""
+
+    def __init__(self, d: int, n_features: int, l1_coeff: float, generator: torch.Generator | None = None):
+        super().__init__()
+        self.d, self.n_features, self.l1_coeff = d, n_features, float(l1_coeff)
+        self.W_e = nn.Parameter(torch.empty(n_features, d))
+        self.b_e = nn.Parameter(torch.zeros(n_features))
+        # W_d has the paper's shape (d, F) but is stored feature-major (W_d.T is contiguous), so each
+        # feature's decoder vector is contiguous in memory: the sparse products, the per-column norms and
+        # the resampling of columns all read contiguous rows of W_d.T (this changes no value, only strides).
+        self.W_d = nn.Parameter(torch.empty(n_features, d).T)
+        self.b_d = nn.Parameter(torch.zeros(d))
+        # "fp32" | "bf16": how manual_backward finds the active entries (EncoderScreen); set by SAETrainer
+        self.encoder_screen = "fp32"
+        self.screen_candidates: int | None = None  # candidates the screen passed on in the last step (diagnostics)
+        # nn.Linear's default init: kaiming_uniform_(a=√5), i.e. U(−1/√fan_in, 1/√fan_in).
+        nn.init.kaiming_uniform_(self.W_e, a=math.sqrt(5), generator=generator)  # Linear(d -> F), fan_in d
+        nn.init.kaiming_uniform_(self.W_d, a=math.sqrt(5), generator=generator)  # Linear(F -> d), fan_in F
+        self.normalize_decoder()
+
+    def set_encoder_screen(self, setting: str, device: torch.device | str = "cpu") -> str:
+        """Resolve sae.encoder_screen (fp32 | bf16 | auto, `resolve_encoder_screen`) for manual_backward."""
+        self.encoder_screen = resolve_encoder_screen(setting, device)
+        return self.encoder_screen
+
+    # ---------------------------------------------------------------------------------------- forward
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """f = ReLU(W_e (x − b_d) + b_e), shape (B, F)."""
+        return torch.relu((x - self.b_d) @ self.W_e.T + self.b_e)
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """x̂ = W_d f + b_d, shape (B, d)."""
+        return f @ self.W_d.T + self.b_d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, x: torch.Tensor) -> LossTerms:
+        """The training loss by autograd (the dense reference path): MSE + λ·mean_b Σ_i f_i."""
+        f = self.encode(x)
+        x_hat = self.decode(f)
+        mse = (x_hat - x).pow(2).mean()
+        l1 = f.sum(dim=-1).mean()
+        active = f > 0
+        return LossTerms(total=mse + self.l1_coeff * l1, mse=mse.detach(), l1=l1.detach(),
+                         l0=active.sum(dim=-1, dtype=torch.float32).mean(),
+                         fire_counts=active.sum(dim=0))
+
+    @torch.no_grad()
+    def reconstruction_loss(self, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """Per-input squared reconstruction error ‖x − x̂‖², shape (B,) (used by resampling)."""
+        return torch.cat([(self(c) - c).pow(2).sum(dim=-1) for c in x.split(chunk)])
+
+    # ------------------------------------------------------------------------------- manual gradients
+
+    @torch.no_grad()
+    def manual_backward(self, x: torch.Tensor, max_density: float = 0.05,
+                        encoder_screen: str | None = None) -> LossTerms:
+        """Loss and gradients of `loss(x)` in closed form, accumulated into each parameter's .grad.
+
+        With r = x̂ − x, g = ∂L/∂x̂ = 2r/(B d), and the ReLU mask m = [W_e x̄ + b_e > 0]:
+
+            ∂L/∂W_d = gᵀ f                      (d, F)   only the columns/rows where f ≠ 0 contribute
+            δ       = (g W_d + λ/B) ⊙ m         (B, F)   ∂L/∂(pre-activation), zero wherever f = 0
+            ∂L/∂W_e = δᵀ x̄                      (F, d)
+            ∂L/∂b_e = Σ_b δ_b                   (F,)
+            ∂L/∂b_d = Σ_b g_b − W_eᵀ Σ_b δ_b    (d,)     (b_d enters x̂ directly and x̄ with a minus sign)
+
+        δ has the same sparsity pattern as f, so when the fraction of active entries is at most
+        `max_density` every product after the encoder is a CSR sparse × dense product costing
+        O(B·L0·d) instead of O(B·F·d) (and g W_d is only sampled at the active entries). Above it (early in
+        training, when about half the features fire) the same expressions are evaluated densely. The
+        fraction is measured on the first ENCODER_BLOCK rows of the batch.
+
+        encoder_screen (None: `self.encoder_screen`) "bf16": the active entries of the CSR branch come from
+        `EncoderScreen` (a bf16 product with a rigorous error bound, fp32 recomputation of the entries it
+        cannot decide) instead of the dense fp32 product; "fp32": the dense fp32 product. See `EncoderScreen` for what
+        is exact and what differs (fp32 summation order of the active values).
+        """
+        B, d = x.shape
+        x_bar = x - self.b_d
+        # The encoder runs one block of rows at a time, so that each (block, F) pre-activation matrix stays
+        # in cache while its active entries are extracted. The first block decides the branch.
+        blocks = x_bar.split(ENCODER_BLOCK)
+        screen = None
+        if (self.encoder_screen if encoder_screen is None else encoder_screen) == "bf16":
+            screen = EncoderScreen(self.W_e, self.b_e)
+            if not (screen.finite and bool(torch.isfinite(x_bar).all())):
+                screen = None  # the bound needs finite inputs; the fp32 path reports the non-finite loss
+        if screen is not None:
+            first = screen.active_entries(blocks[0])
+            dense = first[0].numel() > max_density * blocks[0].shape[0] * self.n_features
+            if dense:
+                pre = torch.addmm(self.b_e, x_bar, self.W_e.T)
+                active = pre > 0
+        else:
+            pre = torch.addmm(self.b_e, blocks[0], self.W_e.T)
+            active = pre > 0
+            # count_nonzero on the bool mask, not mask.sum(): the sum widens the (block, F) mask to int64 first,
+            # which cost 14 ms per 1024-row block against 0.4 ms (a quarter of a whole step at batch 1024).
+            dense = int(torch.count_nonzero(active)) > max_density * pre.numel()
+            if dense and len(blocks) > 1:
+                pre = torch.addmm(self.b_e, x_bar, self.W_e.T)
+                active = pre > 0
+        if dense:
+            fire_counts = active.sum(dim=0)
+            nnz = int(fire_counts.sum())
+            f = torch.relu(pre)
+            x_hat = torch.addmm(self.b_d, f, self.W_d.T)
+            g = (x_hat - x) * (2.0 / (B * d))
+            grad_W_d = (f.T @ g).T  # = gᵀ f, laid out feature-major like W_d
+            delta = (g @ self.W_d + self.l1_coeff / B) * active
+            grad_W_e = delta.T @ x_bar
+            grad_b_e = delta.sum(dim=0)
+            l1 = f.sum() / B
+        else:
+            rows, cols, vals = [], [], []
+            for i, block in enumerate(blocks):
+                if screen is not None:
+                    r, c, v = first if i == 0 else screen.active_entries(block)
+                else:
+                    if i > 0:
+                        pre = torch.addmm(self.b_e, block, self.W_e.T)
+                        active = pre > 0
+                    r, c = active.nonzero(as_tuple=True)  # active entries, sorted by (row, col)
+                    v = pre[r, c]
+                rows.append(r + i * ENCODER_BLOCK)
+                cols.append(c)
+                vals.append(v)
+            rows, cols, vals = torch.cat(rows), torch.cat(cols), torch.cat(vals)
+            fire_counts = torch.bincount(cols, minlength=self.n_features)
+            nnz = cols.numel()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                crow = _offsets(rows, B)
+                f_csr = torch.sparse_csr_tensor(crow, cols, vals, (B, self.n_features))
+                x_hat = f_csr @ self.W_d.T + self.b_d
+                g = (x_hat - x) * (2.0 / (B * d))
+                # δ at the active entries: (g W_d)_{b,i} sampled where f_{b,i} > 0, plus λ/B.
+                delta_csr = torch.sparse.sampled_addmm(
+                    torch.sparse_csr_tensor(crow, cols, torch.full_like(vals, self.l1_coeff / B),
+                                            (B, self.n_features)), g, self.W_d)
+                delta_vals = delta_csr.values()
+                # Transposed pattern (F, B), sorted by (col, row), for the products with Σ over the batch.
+                perm = torch.sort(cols.int(), stable=True).indices  # rows already ascending within a column
+                ccol = _offsets(cols, self.n_features)
+                fT = torch.sparse_csr_tensor(ccol, rows[perm], vals[perm], (self.n_features, B))
+                dT = torch.sparse_csr_tensor(ccol, rows[perm], delta_vals[perm], (self.n_features, B))
+                grad_W_d = (fT @ g).T  # (gᵀ f) = (fᵀ g)ᵀ, feature-major like W_d
+                grad_W_e = dT @ x_bar
+                grad_b_e = torch.zeros(self.n_features, dtype=x.dtype, device=x.device).index_add_(0, cols, delta_vals)
+                l1 = vals.sum() / B
+        grad_b_d = g.sum(dim=0) - grad_b_e @ self.W_e
+        self.screen_candidates = screen.n_candidates if screen is not None else None
+        mse = (x_hat - x).pow(2).mean()
+        for p, grad in ((self.W_e, grad_W_e), (self.b_e, grad_b_e), (self.W_d, grad_W_d), (self.b_d, grad_b_d)):
+            if p.grad is None:
+                p.grad = grad
+            else:
+                p.grad += grad
+        return LossTerms(total=mse + self.l1_coeff * l1, mse=mse, l1=l1, l0=torch.tensor(nnz / B),
+                         fire_counts=fire_counts)
+
+    # ------------------------------------------------------------------------- unit-norm decoder
+
+    @torch.no_grad()
+    def remove_parallel_grad(self) -> None:
+        """Project out of each decoder column's gradient its component along the column (before Adam).
+
+            ∇W_d[:, i] ← ∇W_d[:, i] − (∇W_d[:, i] · ŵ_i) ŵ_i,   ŵ_i = W_d[:, i] / ‖W_d[:, i]‖
+        """
+        remove_parallel_grad(self.W_d)
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """W_d[:, i] ← W_d[:, i] / ‖W_d[:, i]‖ (after each Adam step)."""
+        self.W_d.div_(self.W_d.norm(dim=0, keepdim=True))
+
+    # ------------------------------------------------------------------------------- persistence
+
+    def save(self, out_dir: str | Path, **metadata) -> None:
+        """Write sae_weights.safetensors and cfg.json in the layout SAELens's SAE.load_from_disk reads.
+
+        `metadata` (e.g. model_name, hook_name, context_size) is recorded at the top level (SAELens < 6
+        reads it there) and under "metadata" (SAELens 6). l1_coefficient is kept for `load`.
+        """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {"W_enc": self.W_e.detach().T.contiguous().cpu(), "W_dec": self.W_d.detach().T.contiguous().cpu(),
+                   "b_enc": self.b_e.detach().contiguous().cpu(), "b_dec": self.b_d.detach().contiguous().cpu()}
+        with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp))
+        meta = {"model_name": "monosemantic-1L", "hook_name": HOOK_NAME, "hook_layer": 0,
+                "hook_head_index": None, "context_size": None, "prepend_bos": False,
+                "dataset_path": None, "dataset_trust_remote_code": False,
+                "model_from_pretrained_kwargs": {}, "seqpos_slice": [None], **metadata}
+        cfg = {
+            "architecture": "standard",
+            "d_in": self.d,
+            "d_sae": self.n_features,
+            "dtype": "float32",
+            "device": "cpu",
+            "apply_b_dec_to_input": True,
+            "normalize_activations": "none",
+            "reshape_activations": "none",
+            "activation_fn": "relu",
+            "activation_fn_str": "relu",
+            "activation_fn_kwargs": {},
+            "finetuning_scaling_factor": False,
+            "sae_lens_training_version": None,
+            "hook_point": meta["hook_name"],
+            "hook_point_layer": meta["hook_layer"],
+            **meta,
+            "metadata": meta,
+            "l1_coefficient": self.l1_coeff,
+            "note": "Bricken et al. (2023) SAE in SAELens convention: f = ReLU((x - b_dec) @ W_enc + b_enc), "
+                    "x_hat = f @ W_dec + b_dec; rows of W_dec have unit norm",
+        }
+        write_json(out_dir / CFG_FILE, cfg)
+
+    @classmethod
+    def load(cls, out_dir: str | Path, device: str | torch.device = "cpu") -> "SparseAutoencoder":
+        out_dir = Path(out_dir)
+        cfg = json.loads((out_dir / CFG_FILE).read_text())
+        tensors = load_file(str(out_dir / WEIGHTS_FILE))
+        sae = cls(cfg["d_in"], cfg["d_sae"], cfg.get("l1_coefficient", 0.0))
+        with torch.no_grad():
+            sae.W_e.copy_(tensors["W_enc"].T)
+            sae.W_d.copy_(tensors["W_dec"].T)
+            sae.b_e.copy_(tensors["b_enc"])
+            sae.b_d.copy_(tensors["b_dec"])
+        return sae.to(device)
+
+
+def _offsets(sorted_index: torch.Tensor, n: int) -> torch.Tensor:
+    """CSR compressed index: offsets[i] = number of entries with index < i, for a sorted index vector."""
+    counts = torch.bincount(sorted_index, minlength=n)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+BF16_U = 2.0**-8  # unit roundoff of bfloat16 (8-bit significand): |bf16(v) − v| ≤ u·|v|
+FP32_U = 2.0**-24  # unit roundoff of float32
+
+
+def _gamma(n: int) -> float:
+    """γ_n = n·u/(1 − n·u) for fp32: |fl(Σ_j a_j) − Σ_j a_j| ≤ γ_n Σ_j |a_j| for a sum of n+1 terms (any order)."""
+    return n * FP32_U / (1 - n * FP32_U)
+
+
+def screen_coefficients(d: int) -> tuple[float, float]:
+    """(c, g) of the encoder screen's bound for inputs of dimension d; see `EncoderScreen`.
+
+    With u = 2⁻⁸ (bf16) and γ_n for fp32 sums, the screened sum (d + 3 terms, fp32 accumulation) must stay
+    ≥ 0 for every entry that fp32 makes active. The worst case over the rounding errors gives
+
+        c ≥ (γ_{d+1} + 2u + u² + γ_{d+3}(1+u)²) / ((1−u)² − γ_{d+3}(1+u)²)     (slack on ‖x̄_b‖‖w_i‖)
+        g ≥ γ_{d+1} + u²(1+g) + γ_{d+3}(1+u)²(1+g) + 2·u_fp32                 (slack on |b_e,i|)
+
+    both inflated below for the fp32 rounding of the norms, of c·‖x̄_b‖ and of b_e + g|b_e| (relative
+    errors ≤ (d+4)·u_fp32 each; g is taken twice its bound). For d = 512: c ≈ 0.00795, g ≈ 1.8e-4.
+    """
+    u, gd1, gd3 = BF16_U, _gamma(d + 1), _gamma(d + 3)
+    c = (gd1 + 2 * u + u * u + gd3 * (1 + u) ** 2) / ((1 - u) ** 2 - gd3 * (1 + u) ** 2)
+    c *= 1 + 4 * (d + 4) * FP32_U + 2.0**-20
+    g = 2 * (gd1 + 2 * u * u + gd3 * (1 + u * u)) + 8 * FP32_U
+    return c, g
+
+
+def resolve_encoder_screen(setting: str, device: torch.device | str = "cpu") -> str:
+    """The screen actually used: "fp32" (none, the fp32 product) or "bf16". auto: bf16 on a CPU with native bf16
+    matrix instructions (AMX-BF16 or AVX512-BF16; emulated bf16 is slower than fp32), fp32 elsewhere (on CUDA the
+    trainer's "auto" fast path is dense autograd, which the screen does not touch)."""
+    if setting == "auto":
+        from monosemantic.utils import cpu_has_bf16
+
+        return "bf16" if torch.device(device).type == "cpu" and cpu_has_bf16() else "fp32"
+    if setting not in ("fp32", "bf16"):
+        raise ValueError(f"encoder_screen: {setting!r} not one of fp32, bf16, auto")
+    return setting
+
+
+class EncoderScreen:
+    """The active entries of f = ReLU(x̄ W_eᵀ + b_e), found with a bf16 product and a rigorous error bound.
+
+    Exact fp32 (the reference): entry (b, i) is active iff p_bi = fl32(b_e,i + x̄_b·w_i) > 0 (`torch.addmm`).
+    Whatever the fp32 summation order, |fl32(b_e + x̄·w) − (b_e + s)| ≤ γ_{d+1}(S + |b_e|), where s = x̄_b·w_i
+    exactly and S = Σ_j |x̄_bj||w_ij| ≤ ‖x̄_b‖‖w_i‖ (Cauchy–Schwarz); and the sign of a rounded sum is the sign of
+    the computed sum. So p_bi > 0 implies s + b_e > −γ_{d+1}(‖x̄_b‖‖w_i‖ + |b_e|).
+
+    The screen: one bf16 matrix product of augmented rows,
+
+        x̃_b = [x̄_b, c·‖x̄_b‖, 1, 1],    w̃_i = [w_i, ‖w_i‖, hi_i, lo_i],    hi + lo = b_e + g|b_e| (bf16 hi/lo split)
+
+    so that t̃_bi = x̃_b·w̃_i ≈ s + b_e + c‖x̄_b‖‖w_i‖ + g|b_e|, with the slack terms inside the product (no extra
+    pass over the (B, F) matrix). Rounding x̃, w̃ to bf16 changes each product by at most (2u+u²)|x̄_j w_ij|
+    (u = 2⁻⁸; products of bf16 numbers are exact in fp32), hi+lo represents b_e + g|b_e| within u²; the
+    accumulation over the d+3 terms is in fp32 (oneDNN/MKL bf16 GEMMs on CPU and tensor cores accumulate in
+    fp32: the bound is valid for that accumulation, and `tests/test_encoder_screen.py` checks the measured
+    error of this machine's kernel against it), adding at most γ_{d+3}·Σ|x̃_j w̃_ij|; the final rounding of the
+    fp32 accumulator to the bf16 output preserves its sign. With c, g from `screen_coefficients` these errors
+    sum to less than the slack, hence
+
+        p_bi > 0  (active in fp32)   ⟹   t̃_bi ≥ 0  (a candidate).
+
+    The candidates (typically 1.5–3× the active entries of a trained SAE) are then recomputed in fp32,
+    b_e + x̄_b·w_i by `torch.sparse.sampled_addmm`, and kept where the value is > 0.
+
+    What is exact and what is not: every entry that the dense fp32 product makes active is a candidate (no
+    false negative, by the bound), and every kept entry has a positive fp32 value. The recomputed values are
+    fp32 dot products like addmm's, but summed in another order (sampled_addmm vs the BLAS kernel): they
+    differ from addmm's in the last bits (~1e-7 relative), so an entry within that distance of zero can be
+    active in one and not the other, and the trained weights are not bitwise those of the fp32 path (they
+    agree like the CSR path agrees with autograd). A bitwise copy would need addmm's own summation order at
+    each candidate; MKL reproduces its entries only for GEMMs of at least a few rows (a gemv of one row
+    differs), and regrouping the candidates into such GEMMs gathers W_e rows at a cost above the fp32 product
+    it saves.
+
+    Assumptions: finite inputs (checked: `finite`), d ≤ 2¹⁴, no subnormal x̄ or W_e entries (a kernel that
+    flushes subnormals to zero would add an error not covered by the relative bound; activations stored in
+    fp16 and Kaiming-scale weights are far from 2⁻¹²⁶).
+    """
+
+    def __init__(self, W_e: torch.Tensor, b_e: torch.Tensor):
+        F, d = W_e.shape
+        self.W_e, self.b_e, self.d = W_e, b_e, d
+        self.c, self.g = screen_coefficients(d)
+        w_norm = W_e.norm(dim=1)
+        b_slack = b_e + self.g * b_e.abs()
+        hi = b_slack.to(torch.bfloat16)
+        lo = (b_slack - hi.float()).to(torch.bfloat16)
+        self.W_aug = torch.cat([W_e, w_norm[:, None], hi.float()[:, None], lo.float()[:, None]],
+                               dim=1).to(torch.bfloat16)
+        self.finite = bool(torch.isfinite(w_norm).all()) and bool(torch.isfinite(b_slack).all())
+        self.n_candidates = 0  # candidates passed on so far (diagnostics)
+
+    def candidates(self, x_bar: torch.Tensor) -> torch.Tensor:
+        """(n, F) bool: the entries the bound cannot rule out (a superset of the fp32-active entries)."""
+        x_norm = x_bar.norm(dim=1, keepdim=True)
+        ones = torch.ones_like(x_norm)
+        x_aug = torch.cat([x_bar, self.c * x_norm, ones, ones], dim=1).to(torch.bfloat16)
+        t = torch.mm(x_aug, self.W_aug.T)
+        # t ≥ 0 read off the sign bit (int16 view: half the cost of a bf16 comparison). A −0 counts as negative:
+        # it only comes from a negative accumulator rounded to zero (an exact zero sum is +0 under round-to-nearest).
+        return t.view(torch.int16) >= 0
+
+    def active_entries(self, x_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows, cols, values) of the active entries of ReLU(x̄ W_eᵀ + b_e), sorted by (row, col)."""
+        n, F = x_bar.shape[0], self.W_e.shape[0]
+        if not bool(torch.isfinite(x_bar).all()):
+            raise ValueError("EncoderScreen: non-finite input (use the fp32 path, which reports it)")
+        r, c = self.candidates(x_bar).nonzero(as_tuple=True)
+        self.n_candidates += r.numel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            cand = torch.sparse_csr_tensor(_offsets(r, n), c, self.b_e[c], (n, F))
+            v = torch.sparse.sampled_addmm(cand, x_bar, self.W_e.T).values()  # b_e + x̄_b·w_i in fp32
+        keep = v > 0
+        return r[keep], c[keep], v[keep]
+
+
+@torch.no_grad()
+def remove_parallel_grad(W_d: torch.Tensor) -> None:
+    """In place on W_d.grad: remove from each column's gradient its component parallel to that column.
+
+        ∇_i ← ∇_i − ((∇_i · w_i) / ‖w_i‖²) w_i
+
+    so that, to first order, an update along −∇ does not change ‖w_i‖ (the paper keeps columns at unit norm).
+    """
+    if W_d.grad is None:
+        return
+    coef = (W_d.grad * W_d).sum(dim=0, keepdim=True) / W_d.pow(2).sum(dim=0, keepdim=True)
+    W_d.grad.sub_(coef * W_d)
+
+
+@torch.no_grad()
+def geometric_median(x: torch.Tensor, iters: int = 100, tol: float = 1e-6) -> torch.Tensor:
+    """The point minimising Σ_n ‖x_n − m‖ (Weiszfeld's algorithm), used to initialise b_d.
+
+        m ← Σ_n w_n x_n / Σ_n w_n,   w_n = 1 / max(‖x_n − m‖, ε)
+
+    starting from the mean, in float64, until the step is below tol × (1 + ‖m‖) or after `iters` steps.
+    The ε floor avoids division by zero when m lands on a data point.
+    """
+    x64 = x.double()
+    m = x64.mean(dim=0)
+    eps = 1e-12
+    for _ in range(iters):
+        w = 1.0 / (x64 - m).norm(dim=1).clamp_min(eps)
+        m_new = (w[:, None] * x64).sum(dim=0) / w.sum()
+        done = (m_new - m).norm() <= tol * (1.0 + m.norm())
+        m = m_new
+        if done:
+            break
+    return m.to(x.dtype)

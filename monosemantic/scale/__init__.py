@@ -1,0 +1,1 @@
+"""Paper scale: the compute/storage plan and multi-process (torchrun) training."""

@@ -1,0 +1,65 @@
+"""A proxy's feature in the neuron basis (monosemantic/analysis/neuron_basis.py): the per-unit numbers by hand,
+and the stage's analysis on a tiny real model against the definitions."""
+
+import numpy as np
+import pytest
+import torch
+
+from monosemantic.analysis import neuron_basis as nb
+from monosemantic.analysis import proxies as px
+
+
+def test_subset_spread_by_hand():
+    s = nb.subset_spread(np.array([1.0, 1.0, 2.0, 0.0]))
+    assert s["share"].tolist() == [0.25, 0.25, 0.5, 0.0]
+    assert s["effective_subsets"] == pytest.approx(2 ** 1.5)  # exp(-(2·¼ ln ¼ + ½ ln ½)) = 2^{3/2}
+    assert nb.subset_spread(np.array([0.0, 3.0]))["effective_subsets"] == pytest.approx(1.0)
+    assert nb.subset_spread(np.zeros(3))["effective_subsets"] == 0.0
+
+
+def test_unit_profile_by_hand():
+    acts = np.array([2.0, 0.0, 1.0, 1.0], dtype=np.float32)
+    subset = np.array([0, 0, 1, 1])
+    proxy = np.array([3.0, 0.0, 0.0, 1.0])
+    row = nb.unit_profile(acts, subset, ["English", "Arabic"], proxy, proxy > 0)
+    assert row["subset_share"] == {"English": 0.5, "Arabic": 0.5}
+    assert row["effective_subsets"] == 2.0
+    assert row["proxy_mass_share"] == 0.75  # (2 + 1) / 4 on the points with a positive proxy
+    assert row["proxy_pearson"] == round(np.corrcoef(acts, proxy)[0, 1], 4) and row["fires_on"] == 0.75
+    assert np.isnan(nb.unit_profile(np.zeros(4), subset, ["English", "Arabic"], proxy, proxy > 0)["proxy_pearson"])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, one_thread):
+    import analysis_world
+    return analysis_world.build(tmp_path_factory.mktemp("world"))
+
+
+def test_analyse_against_the_definitions(world):
+    d, cfg, val = world.dictionary("A_16"), world.params.analysis, world.streams["val"]
+    out, fig = nb.analyse(d, "arabic", {"feature": {"index": 6}}, val, world.llr, cfg)
+    w = d.sae.W_d[:, 6].detach().numpy().astype(np.float64)
+    top = np.argsort(-np.abs(w))[:cfg.top_k]
+    assert out["top_neurons"] == top.tolist() and fig["top"] == top[:5].tolist()
+    share = np.cumsum(np.sort(w ** 2)[::-1]) / (w ** 2).sum()
+    assert out["neurons_for_half_norm"] == np.searchsorted(share, 0.5) + 1
+    assert out["neurons_for_90pct_norm"] == np.searchsorted(share, 0.9) + 1
+    n, index = cfg.max_points, d.store.index()
+    x = d.store.read(0, n)
+    with torch.no_grad():
+        feature = d.sae.encode(x)[:, 6].numpy()
+    pos = world.llr["arabic"][val.tokens[index["token"][:n]].astype(np.int64)] > 0
+    subset = val.doc_subset[index["doc"][:n]]
+    f = out["units"]["feature 6"]
+    assert f["proxy_mass_share"] == round(feature[pos].sum() / feature.sum(), 4)
+    arabic = val.subsets.index("Arabic")
+    assert f["subset_share"]["Arabic"] == round(feature[subset == arabic].sum() / feature.sum(), 4)
+    j = int(top[0])
+    assert out["units"][f"neuron {j}"]["decoder_weight"] == round(w[j], 4)
+    assert out["units"][f"neuron {j}"]["fires_on"] == round(float((x[:, j] > 0).float().mean()), 4)
+    head = out["headline"]["arabic_feature_vs_neurons"]
+    assert head["top_neurons_median_proxy_mass_share"] == np.median(
+        [out["units"][f"neuron {k}"]["proxy_mass_share"] for k in top])
+    assert set(out["features_vs_neurons"]["proxies"]) == set(px.PROXY_NAMES)
+    assert out["headline"]["decoder_spread_alive"] == out["features_vs_neurons"]["decoder_spread_alive"]
+    assert fig["mass"]["feature 6"].tolist() == [f["subset_share"][s] for s in val.subsets]

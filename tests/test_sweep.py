@@ -1,0 +1,56 @@
+"""The sweep table and the headline numbers of metrics/summary.json (monosemantic/sae/sweep.py)."""
+
+import json
+
+import pytest
+
+from monosemantic.data.corpus import Document, corpus_statistics, write_shard
+from monosemantic.sae.sweep import SWEEP_COLUMNS, collect_headlines, headline, read_curves, sweep_table
+
+
+def row(run, model, n, l1, frac, l0=10.0):
+    return {"run": run, "model": model, "n_features": n, "l1_coeff": l1, "frac_loss_recovered": frac, "l0": l0,
+            "dead_frac": 0.25, "ultralow_frac": 0.5, "density_populations": {"dead": 1}, **{
+                c: 0.0 for c in SWEEP_COLUMNS if c not in ("run", "model", "n_features", "l1_coeff",
+                                                          "frac_loss_recovered", "l0")}}
+
+
+def test_headline_takes_the_run_and_sizes_at_its_model_and_lambda():
+    sweep = sweep_table([row("A_2", "A", 2048, 5e-4, 0.8), row("A_4", "A", 4096, 5e-4, 0.9, l0=21.5),
+                         row("A_4_hi", "A", 4096, 1e-3, 0.7), row("B_1", "B", 1024, 5e-4, 0.6),
+                         row("A_1", "A", 1024, 5e-4, 0.75)])
+    h = headline(sweep, "A_4")
+    assert h["a1_frac_loss_recovered"] == 0.9 and h["a1_l0"] == 21.5 and h["a1_dead_frac"] == 0.25
+    # sorted by size; the other λ and the other model are left out
+    assert list(h["loss_recovered_by_size"].items()) == [("1024", 0.75), ("2048", 0.8), ("4096", 0.9)]
+    with pytest.raises(KeyError):
+        headline(sweep, "nope")
+
+
+def test_collect_headlines_merges_analysis_files_and_the_dose_response(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"headline": {"x": 1, "y": 2}, "other": 3}))
+    (tmp_path / "b.json").write_text(json.dumps({"headline": {"y": 5}}))
+    (tmp_path / "c.json").write_text(json.dumps({"no": "headline"}))
+    assert collect_headlines(tmp_path, tmp_path / "missing.json") == {"x": 1, "y": 5}  # later files win
+    (tmp_path / "dose.json").write_text(json.dumps({"dose_response": [{"arm": "natural"}]}))
+    assert collect_headlines(tmp_path / "none", tmp_path / "dose.json") == {"dose_response": [{"arm": "natural"}]}
+
+
+def test_read_curves_joins_the_dvclive_tsvs_by_step(tmp_path):
+    d = tmp_path / "plots" / "metrics" / "train"
+    d.mkdir(parents=True)
+    (d / "mse.tsv").write_text("timestamp\tstep\tmse\n0\t0\t0.5\n0\t10\t0.25\n")
+    (d / "l0.tsv").write_text("timestamp\tstep\tl0\n0\t0\t100\n0\t10\t20\n")
+    df = read_curves(tmp_path)
+    assert list(df.columns) == ["step", "l0", "mse"] and df["mse"].tolist() == [0.5, 0.25]
+    assert read_curves(tmp_path / "none").empty
+
+
+def test_corpus_statistics_counts_documents_and_characters(tmp_path):
+    for split, docs in (("train", [("English", "abcd"), ("English", "ef"), ("Arabic", "سلام")]),
+                        ("val", [("DNA", "ACGT")])):
+        write_shard(tmp_path / split / "00.jsonl.zst", [Document(text, subset) for subset, text in docs])
+    s = corpus_statistics(tmp_path)
+    assert s["train"]["English"] == {"documents": 2, "chars": 6, "char_share": 0.6}
+    assert s["train"]["Arabic"]["chars"] == 4 and s["train"]["total"] == {"documents": 3, "chars": 10, "char_share": 1.0}
+    assert list(s["train"]) == ["Arabic", "English", "total"] and s["val"]["DNA"]["char_share"] == 1.0
