@@ -162,7 +162,7 @@ class SAEConfig:
     # entries, dense products above), autograd on CUDA (sae/train.py SAETrainer)
     fast_path: Literal["auto", "sparse", "dense"]
     # How the CSR path finds its active entries. fp32: the fp32 encoder product; bf16: a bf16 product and an error
-    # bound (sae/model.py EncoderScreen; the same active set, values in another fp32 summation order, so not bitwise
+    # bound (sae/screen.py EncoderScreen; the same active set, values in another fp32 summation order, so not bitwise
     # the fp32 path); auto: bf16 where the CPU has native bf16 matrix instructions, else fp32
     encoder_screen: Literal["fp32", "bf16", "auto"]
     resample: ResampleConfig

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from monosemantic.config import ResampleConfig, SAEConfig
-from monosemantic.sae.model import (BF16_U, EncoderScreen, SparseAutoencoder, _gamma, resolve_encoder_screen,
-                              screen_coefficients)
+from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.screen import BF16_U, EncoderScreen, _gamma, resolve_encoder_screen, screen_coefficients
 from monosemantic.sae.train import SAETrainer
 
 D, F, B, L1 = 48, 384, 256, 0.003
