@@ -91,3 +91,49 @@ def test_branch_comparison_worked_example(smoke_runs):
     dvc(root, "exp", "run", "-q", "-S", "sae_runs.A_256_l1high.l1=0.002")
     shown = dvc(root, "exp", "show", "--json")
     assert "0.002" in shown
+
+
+def find_experiments(node, names: set[str], found: dict) -> dict:
+    """The entries of `dvc exp show --json` whose name is in `names` (the JSON nests them per baseline)."""
+    if isinstance(node, dict):
+        if node.get("name") in names and "data" in node:
+            found[node["name"]] = node
+        for v in node.values():
+            find_experiments(v, names, found)
+    elif isinstance(node, list):
+        for v in node:
+            find_experiments(v, names, found)
+    return found
+
+
+def test_queued_sweep_runs_on_two_workers(smoke_reference, tmp_path):
+    """The README's parallel sweep (issue 18): two dictionaries queued as DVC experiments, run by 2 workers, each in
+    its own temporary workspace; both finish with their own λ, and the workspace is untouched."""
+    import shutil
+    import time
+
+    root = tmp_path / "queue"
+    shutil.copytree(smoke_reference, root, symlinks=True)  # the shared reference stays unmodified
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "smoke run")
+    runs = {"A_128": 0.004, "A_256": 0.016}
+    for run, l1 in runs.items():
+        dvc(root, "exp", "run", "--queue", "-q", "-n", f"sweep-{run}", "-S", f"sae_runs.{run}.l1={l1}",
+            f"evaluate_sae@{run}")
+    dvc(root, "queue", "start", "--jobs", "2")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = dvc(root, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    dvc(root, "queue", "stop", "--kill")
+    assert "Failed" not in status, status + dvc(root, "queue", "logs", "sweep-A_128")
+    found = find_experiments(json.loads(dvc(root, "exp", "show", "--json")), {f"sweep-{r}" for r in runs}, {})
+    assert set(found) == {f"sweep-{r}" for r in runs}, status
+    for run, l1 in runs.items():
+        data = found[f"sweep-{run}"]["data"]
+        assert data["params"]["params.yaml"]["data"]["sae_runs"][run]["l1"] == l1
+        assert data["metrics"][f"metrics/sae/{run}.json"]["data"]["l1_coeff"] == l1
+    baseline = yaml.safe_load((root / "params.yaml").read_text())["sae_runs"]
+    assert baseline["A_128"]["l1"] != runs["A_128"]  # the queue ran apart from the workspace
