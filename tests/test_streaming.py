@@ -10,19 +10,9 @@ from monosemantic.sae.model import SparseAutoencoder
 from monosemantic.sae.train import train_sae
 from monosemantic.lm.store import ActivationStore
 from monosemantic.lm.streaming import StreamedActivations, same_context_share
-from test_activations import CFG, random_stream, sample
+from test_activations import CFG, model, sample, stream  # noqa: F401 - the model and stream fixtures
 
 N, K, S = 1000, 4, 200
-
-
-@pytest.fixture(scope="module")
-def model():
-    return build_model(CFG, 0).eval()
-
-
-@pytest.fixture(scope="module")
-def stream():
-    return random_stream(6000)
 
 
 def streamed(model, stream, **kw):

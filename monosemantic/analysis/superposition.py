@@ -144,8 +144,10 @@ def features_vs_neurons(store, sae, val, llr: dict[str, np.ndarray], n_points: i
     res = px.match_proxies(store, points, {"features": sae.encode, "neurons": lambda x: x}, n_points, batch_size)
     best_f = [px.best_match(res["features"], j) for j in range(len(names))]
     best_n = [px.best_match(res["neurons"], j) for j in range(len(names))]
-    fa = px.unit_activations(store, n_points, px.feature_columns(sae, [b["index"] for b in best_f]), batch_size)
-    neurons = px.unit_activations(store, n_points, lambda x: x, batch_size)  # (n, d_mlp)
+    neurons = store.read(0, n_points).numpy()  # (n, d_mlp): read once, the chosen features computed from it
+    chosen = px.feature_columns(sae, [b["index"] for b in best_f])
+    fa = np.concatenate([chosen(torch.from_numpy(neurons[s:s + batch_size])).numpy()
+                         for s in range(0, n_points, batch_size)])  # in the chunks of unit_activations
     # neuron most correlated with each chosen feature (streamed Pearson, proxies.ProxyStats)
     stats = px.ProxyStats(neurons.shape[1], fa.shape[1])
     for s in range(0, n_points, batch_size):

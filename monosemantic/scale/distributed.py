@@ -162,6 +162,11 @@ def train_sae_distributed(cfg, run, store, out_dir: str | Path, ckpt_dir: str | 
     return stats
 
 
+def rank_checkpoint(ckpt_path: Path, rank: int) -> Path:
+    """Rank 0 keeps the one-process checkpoint path; rank r > 0 its own NAME.rank{r}.pt beside it."""
+    return ckpt_path if rank == 0 else ckpt_path.with_name(f"{ckpt_path.stem}.rank{rank}{ckpt_path.suffix}")
+
+
 def train_transformer_distributed(cfg, model_cfg, seed: int, train_stream, val_stream, device,
                                   ckpt_path: Path, live_dir: Path | None, **kw):
     """lm.train.train on every rank with DataParallel; rank 0 keeps ckpt_path and live_dir, rank r > 0
@@ -171,8 +176,8 @@ def train_transformer_distributed(cfg, model_cfg, seed: int, train_stream, val_s
     rank, W = world()
     local_slice(cfg.batch_size, rank, W)  # fail early, with the message, when B % W != 0
     if rank > 0:
-        ckpt_path = ckpt_path.with_name(f"{ckpt_path.stem}.rank{rank}{ckpt_path.suffix}")
         live_dir, kw["progress"] = None, False
+    ckpt_path = rank_checkpoint(ckpt_path, rank)
     model, info = train(cfg, model_cfg, seed, train_stream, val_stream, device, ckpt_path=ckpt_path,
                         live_dir=live_dir, parallel=DataParallel(), **kw)
     if rank > 0:  # finished: nothing of this rank is kept
@@ -197,28 +202,22 @@ def _sae(params, name: str, device) -> None:
 
 
 def _transformer(params, name: str, device) -> None:
+    """What stage train_transformer does (lm/run.py), on every rank: rank 0 saves and evaluates."""
     from monosemantic import paths
-    from monosemantic.data.tokenizer import load_stream, load_tokenizer
-    from monosemantic.lm.model import ModelConfig
-    from monosemantic.lm.train import model_metrics
-    from monosemantic.utils import resolve_precision, write_json
+    from monosemantic.lm.run import train_named
 
-    cfg, seed = params.transformer, params.transformer_seed(name)
-    precision = resolve_precision(params.precision, device)
-    vocab = load_tokenizer(paths.TOKENIZER).get_vocab_size()
-    train_stream, val_stream = load_stream(paths.TOKENS, "train"), load_stream(paths.TOKENS, "val")
-    ckpt = paths.transformer_checkpoint(name)
-    model, info = train_transformer_distributed(cfg, ModelConfig.from_params(cfg, vocab), seed, train_stream,
-                                                val_stream, device, ckpt, paths.DVCLIVE / "transformer" / name,
-                                                precision=precision)
     rank, W = world()
-    if rank == 0:
-        model.save(paths.model_dir(name))
-        metrics = model_metrics(model, train_stream, val_stream, cfg, device)
-        write_json(paths.transformer_metrics(name), {"model": name, "seed": seed, "device": str(device),
-                                                     "precision": precision, "world_size": W, **info, **metrics})
-        print(f"{name}: val loss {metrics['subsets']['overall']['loss']:.4f} ({W} processes)")
-        ckpt.unlink(missing_ok=True)
+    local_slice(params.transformer.batch_size, rank, W)  # fail early, with the message, when B % W != 0
+    ckpt = rank_checkpoint(paths.transformer_checkpoint(name), rank)
+    record = train_named(params, name, device, ckpt_path=ckpt,
+                         live_dir=paths.DVCLIVE / "transformer" / name if rank == 0 else None,
+                         parallel=DataParallel(), progress=rank == 0, save=rank == 0, extra={"world_size": W})
+    ckpt.unlink(missing_ok=True)
+    if W > 1:
+        dist.barrier()
+    if record is not None:
+        paths.remove_empty_checkpoint_dirs()
+        print(f"{name}: val loss {record['subsets']['overall']['loss']:.4f} ({W} processes)")
 
 
 def main(argv: list[str] | None = None) -> None:
