@@ -202,10 +202,13 @@ class EvaluateConfig:
     ultralow_density: float  # below this (but alive) a feature is 'ultralow' (paper: 1e-6 at 8B points)
     dense_density: float  # above this a feature is 'dense' (paper: > 1% means lambda too low)
     headline_run: str  # the paper's A/1 (4096 features, default lambda)
+    train_density_points: int  # also count firings on this many training-split points (0: off; needs mode stored)
 
     def check(self) -> list[str]:
         errs = []
         errs += not_positive("evaluate", self, ("loss_contexts",))
+        if self.train_density_points < 0:
+            errs.append(f"evaluate.train_density_points: must be >= 0 (0: off), got {self.train_density_points}")
         if not 0 < self.ultralow_density < self.dense_density < 1:
             errs.append("evaluate: need 0 < ultralow_density < dense_density < 1")
         return errs
@@ -248,6 +251,9 @@ class Params:
                 errs.append(f"sae_runs.{name}.model: {run.model!r} is not a trained model ({sorted(models)})")
         if self.sae_runs and self.evaluate.headline_run not in self.sae_runs:
             errs.append(f"evaluate.headline_run: {self.evaluate.headline_run!r} is not in sae_runs")
+        if self.evaluate.train_density_points > 0 and self.activations.mode != "stored":
+            errs.append("evaluate.train_density_points: counts firings on the stored training activations; with "
+                        "activations.mode streamed there is no train store: set it to 0")
         if self.sae.batch_size > self.activations.n_points:
             errs.append(f"sae.batch_size: {self.sae.batch_size} exceeds the {self.activations.n_points} points of "
                         "the activation store (activations.n_points)")

@@ -8,7 +8,9 @@ no server or network needed). With --screenshot (not part of the DVC stage, so t
 outputs on a machine without Chromium) it also writes paper_figures/browser_feature.png, a headless-Chromium
 screenshot of one feature page (browser.screenshot_feature; -1: the best match of the strongest proxy), and
 stops with one message when Chromium is missing. What is shown and how it is computed:
-monosemantic/browser/data.py; the site: monosemantic/browser/site.py.
+monosemantic/browser/data.py; the site: monosemantic/browser/site.py. The feature automata (paper Fig. 11)
+are read from the interpretability stage's metrics/analysis/interpretability.json and listed on the pages of
+their states, when that stage analysed this dictionary (automata.run = RUN); otherwise none are shown.
 """
 
 import dataclasses
@@ -41,7 +43,8 @@ def build(params, name: str | None, with_screenshot: bool) -> None:
         with torch.no_grad():
             inputs = load_inputs(params, cfg)
             print(f"browser {cfg.run}: splitting {[p.name for p in inputs.split]}, "
-                  f"universality {inputs.compare.name if inputs.compare else None}")
+                  f"universality {inputs.compare.name if inputs.compare else None}, "
+                  f"{len(inputs.automata)} automata")
             data = site_data(inputs, gather(inputs, cfg), cfg)
     finally:
         torch.set_num_threads(threads)  # as it was (the stage also runs in-process in the tests)

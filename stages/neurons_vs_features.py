@@ -19,6 +19,8 @@ from monosemantic import paths
 from monosemantic.analysis import neuron_basis
 from monosemantic.analysis.inputs import load_dictionary, load_feature_counts, load_proxy_matches
 from monosemantic.analysis.proxies import HYPOTHESES, load_proxy_tables
+from monosemantic.data.mix import mix_shares
+from monosemantic.data.tokenizer import load_stream
 from monosemantic.figures import analysis as figs
 from monosemantic.runner import stage
 from monosemantic.utils import PipelineError, write_json
@@ -33,8 +35,9 @@ def main(params, name: str | None = None, proxy: str = "arabic") -> None:
     match = load_proxy_matches(name)[proxy]
     d = load_dictionary(params, name)
     _, val, llr = load_proxy_tables()
+    shares = mix_shares(load_stream(paths.TOKENS, "train"), params.transformer.mix)  # the training mix
     out, fig = neuron_basis.analyse(d, proxy, match, val, llr, params.analysis,
-                                    load_feature_counts(paths.sae_dir(name)))
+                                    load_feature_counts(paths.sae_dir(name)), shares)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     write_json(paths.analysis_metrics("neurons_vs_features"), out)
     figs.neuron_basis_figure(fig["weights"], fig["top"], fig["mass"], fig["subsets"], fig["title"],

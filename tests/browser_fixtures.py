@@ -82,3 +82,75 @@ def synthetic_inputs(seed: int = 0, n_features: int = 24, n_dead: int = 3, n_ctx
                          split=[Partner("T_half", sae(max(n_features // 2, 1)))],
                          compare=Partner("U_tiny", sae(n_features), store),
                          ultralow_density=1e-3, dense_density=0.3, sigma_contexts=4)
+
+
+def synthetic_automata(run: str = "T_tiny") -> dict:
+    """The `automata` section of metrics/analysis/interpretability.json as the interpretability stage writes it
+    (analysis/automata.py): a two-state cycle of features 2 and 5 (one edge causal) and a self-loop of 7."""
+    cycle = {"states": [2, 5], "edges": [[2, 5], [5, 2]], "lift": [41.25, 12.5], "logit_support": [30.0, 8.123456],
+             "count": [9, 6], "pinned_rate": [0.875, 0.25], "baseline_rate": [0.125, 0.2], "natural_rate": [0.5, 0.2],
+             "data_rate": [0.6, 0.3], "causal": [True, False], "causal_p": [1e-9, 0.4], "n_prefixes": [64, 64],
+             "offcontext_pinned_rate": [0.0, 0.0], "offcontext_baseline_rate": [0.0, 0.0],
+             "state_tokens": {"2": ["\xd8", "ab"], "5": ["\xa7"]}, "example": "\xd8|\xa7|\xd8|\xa7"}
+    loop = {"states": [7], "edges": [[7, 7]], "lift": [6.0], "logit_support": [5.5], "count": [5],
+            "pinned_rate": [0.5], "baseline_rate": [0.5], "natural_rate": [0.5], "causal": [False],
+            "state_tokens": {"7": ["AT"]}, "example": "AT|GC"}
+    return {"run": run, "tokens": 8192, "found": [cycle, loop]}
+
+
+# A DOM just large enough for browser.js: elements with attributes, children and text; scripts appended to
+# <head> run at once (the chunk files). Prints the app's tree as JSON: {tag, id, class, href, text, children}.
+NODE_DOM = r"""
+const fs = require("fs"), path = require("path"), vm = require("vm");
+const [dir, hash] = process.argv.slice(1);
+class El {
+  constructor(tag, text) { this.tagName = tag; this.children = []; this.attrs = {}; this.style = {};
+                           this.own = text === undefined ? "" : String(text); this.className = ""; }
+  appendChild(c) { this.children.push(c); if (this.tagName === "head" && c.tagName === "script") run(c.src); return c; }
+  setAttribute(k, v) { this.attrs[k] = String(v); if (k === "id") this.id = String(v); }
+  getAttribute(k) { return this.attrs[k]; }
+  addEventListener() {}
+  focus() {}
+  set textContent(t) { this.children = []; this.own = String(t); }
+  get textContent() { return this.own + this.children.map(c => c.textContent).join(""); }
+  set innerHTML(h) { this.children = []; this.own = ""; }
+  dump() { return {tag: this.tagName, id: this.id || this.attrs.id || null, class: this.className || null,
+                   href: this.attrs.href || null, text: this.textContent, children: this.children.map(c => c.dump())}; }
+}
+const head = new El("head"), app = new El("main"), title = new El("span");
+app.id = "app"; title.id = "run-title";
+function byId(node, id) {
+  if (node.id === id) return node;
+  for (const c of node.children) { const r = byId(c, id); if (r) return r; }
+  return null;
+}
+const body = new El("body"); body.children = [title, app];
+const document = {head, title: "", createElement: t => new El(t), createElementNS: (ns, t) => new El(t),
+                  createTextNode: t => new El("#text", t), createDocumentFragment: () => new El("#fragment"),
+                  getElementById: id => byId(body, id)};
+const ctx = vm.createContext({document, location: {hash}, history: {replaceState() {}}, console,
+                              addEventListener() {}, scrollTo() {}});
+ctx.window = ctx;
+function run(src) { vm.runInContext(fs.readFileSync(path.join(dir, src), "utf8"), ctx, {filename: src}); }
+run("data/index.js");
+run("browser.js");
+process.stdout.write(JSON.stringify(app.dump()));
+"""
+
+
+def render_page(site_dir, hash_: str) -> dict:
+    """The app's DOM after browser.js renders `hash_` (e.g. "#f=3") of a written site, run by Node."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    out = subprocess.run([node, "-e", NODE_DOM, str(site_dir), hash_], capture_output=True, text=True, timeout=60,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def find_all(tree: dict, **match) -> list[dict]:
+    """The nodes of a rendered tree whose fields equal `match` (class: one of the node's classes)."""
+    ok = all((v in (tree.get("class") or "").split()) if k == "class" else tree.get(k) == v for k, v in match.items())
+    return ([tree] if ok else []) + [n for c in tree["children"] for n in find_all(c, **match)]

@@ -1,5 +1,6 @@
 """Feature automata: a planted two-state cycle and a planted self-loop are found from firing data and logit
-weights (and nothing else is), and pinning a feature high makes the model emit the token it promotes."""
+weights (and nothing else is); pinning a feature high makes the model emit the token it promotes; and the
+in-context causal check confirms a hand-wired causal edge (pinned vs ablated) and rejects two controls."""
 
 import dataclasses
 
@@ -70,19 +71,206 @@ def test_planted_cycle_and_self_loop_are_found():
     assert 1 not in fa.lift_matrix(fire, cut)[0][0].indices
 
 
-def test_pinning_a_feature_makes_the_model_emit_its_promoted_token():
+def _random_model(seed=0):
+    return build_model(ModelConfig(vocab_size=V, d_model=16, d_mlp=32, n_heads=2, n_ctx=16), seed=seed).eval()
+
+
+def test_pinning_a_feature_out_of_context_makes_the_model_emit_its_promoted_token():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(vocab_size=V, d_model=16, d_mlp=32, n_heads=2, n_ctx=16), seed=0).eval()
+    model = _random_model()
     sae = SparseAutoencoder(32, 8, 0.0, generator=torch.Generator().manual_seed(1)).eval()
     with torch.no_grad():
         model.W_U.weight.mul_(1000.0)  # a sharp model: samples follow the largest logit
         W = lw.feature_logit_weights(model, sae, 1.0)
     target = int(W[2].argmax())
     prefixes = torch.randint(0, V, (64, 8), generator=torch.Generator().manual_seed(2))
-    res = fa.pinned_rate(model, sae, prefixes, 2, 5, pin=1e4, generator=torch.Generator().manual_seed(3))
-    assert (res["pinned_tokens"] == target).all()
-    assert (res["baseline_tokens"] != target).any()
-    assert 0 <= res["pinned_rate"] <= 1 and 0 <= res["baseline_rate"] <= 1
+    res = fa.random_prefix_rates(model, sae, prefixes, 2, 5, pin=1e4, generator=torch.Generator().manual_seed(3))
+    assert (res["offcontext_pinned_tokens"] == target).all()
+    assert (res["offcontext_baseline_tokens"] != target).any()
+    assert 0 <= res["offcontext_pinned_rate"] <= 1 and 0 <= res["offcontext_baseline_rate"] <= 1
+
+
+K, M, M2, Q = 3, 7, 9, 11  # MLP neurons: always 1 (drives the output), detects token A, detects token B, idle
+
+
+@torch.no_grad()
+def _wired():
+    """A hand-wired model and SAE with a known causal edge. MLP neuron K is 1 at every position and, through
+    a large W_out column, makes the (sharp) model predict token A everywhere; feature 0 is that neuron
+    (ablating it leaves the rest of the random model to choose). Neuron M fires exactly on token A (a huge
+    embedding, read by W_in), M2 on token B; features 1 and 2 are those neurons. Neuron Q is 1 everywhere
+    and writes nothing; feature 3 is it. So: 0 -> 1 is causal, 0 -> 2 is not (pinning 0 emits A, not B), and
+    3 -> 1 is not (1 fires on the sampled token whatever 3 does)."""
+    model = _random_model()
+    mlp = model.mlp
+    model.W_U.weight.mul_(1000.0)
+    mlp.W_in.weight[[K, Q]] = 0.0
+    mlp.W_in.bias[[K, Q]] = 1.0
+    mlp.W_out.weight[:, K] *= 1e4
+    mlp.W_out.weight[:, [M, M2, Q]] = 0.0
+    A = int(model.W_U(model.ln_f(mlp.W_out.weight[:, K])).argmax())
+    B = (A + 1) % V
+    for tok, neuron, axis in ((A, M, 0), (B, M2, 1)):
+        model.W_E.weight[tok] = 0.0
+        model.W_E.weight[tok, axis] = 50.0
+        z = model.ln2(model.W_E.weight[tok])
+        mlp.W_in.weight[neuron] = z / z.norm()
+        mlp.W_in.bias[neuron] = -0.9 * z.norm()  # fires when LN2(x) is within cos 0.9 of the token's direction
+    sae = SparseAutoencoder(32, 4, 0.0).eval()
+    sae.W_e.zero_(), sae.b_e.zero_(), sae.b_d.zero_(), sae.W_d.zero_()
+    for f, neuron in enumerate((K, M, M2, Q)):
+        sae.W_e[f, neuron] = 1.0
+        sae.W_d[neuron, f] = 1.0
+    return model, sae, A, B
+
+
+def _wired_contexts(A, B, n=32, seed=4):
+    """n contexts of tokens other than A and B, the prefix ending at positions 2..13, and the real next token
+    A in every other context."""
+    g = torch.Generator().manual_seed(seed)
+    others = torch.tensor([t for t in range(V) if t not in (A, B)])
+    ctx = others[torch.randint(0, len(others), (n, 16), generator=g)]
+    pos = np.arange(n) % 12 + 2
+    ctx[torch.arange(0, n, 2), torch.from_numpy(pos[::2] + 1)] = A
+    return ctx, pos
+
+
+def test_the_wired_model_does_what_it_says():
+    model, sae, A, B = _wired()
+    seqs = torch.randint(0, V, (64, 16), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        f = sae.encode(model.mlp_acts(seqs))
+        pred = model(seqs).argmax(-1)
+    assert torch.equal(f[..., 1] > 0, seqs == A) and torch.equal(f[..., 2] > 0, seqs == B)
+    assert (f[..., 0] == 1).all() and (f[..., 3] == 1).all() and (pred == A).all()
+
+
+def test_causal_rates_confirm_a_planted_causal_edge_and_reject_the_controls():
+    model, sae, A, B = _wired()
+    ctx, pos = _wired_contexts(A, B)
+    rates = {e: fa.causal_rates(model, sae, ctx, pos, *e, pin=5.0, generator=torch.Generator().manual_seed(6))
+             for e in ((0, 1), (0, 2), (3, 1))}
+    r = rates[(0, 1)]
+    assert (r["pinned_tokens"] == A).all() and (r["natural_tokens"] == A).all()
+    assert r["pinned_rate"] == 1.0 and r["natural_rate"] == 1.0 and r["baseline_rate"] <= 0.25
+    assert (r["baseline_tokens"] != A).mean() >= 0.75  # ablating the feature removes the prediction
+    assert r["data_rate"] == 0.5 and r["n_prefixes"] == 32
+    assert r["causal"] and r["causal_p"] < 1e-5
+    c = rates[(0, 2)]  # pinning emits A, on which feature 2 does not fire
+    assert c["pinned_rate"] == 0.0 and c["data_rate"] == 0.0 and not c["causal"]
+    d = rates[(3, 1)]  # feature 3 writes nothing: every condition samples the same tokens
+    assert np.array_equal(d["pinned_tokens"], d["baseline_tokens"]) and d["pinned_rate"] == d["baseline_rate"] == 1
+    assert not d["causal"] and d["causal_p"] == 1.0
+    again = fa.causal_rates(model, sae, ctx, pos, 0, 1, pin=5.0, generator=torch.Generator().manual_seed(6))
+    assert all(np.array_equal(again[k], r[k]) for k in r)  # seeded
+
+
+def test_causal_rates_equal_cutting_each_context_after_its_position():
+    """Reading the whole context at n (causal attention) is the same as running the prefix tokens 0..n."""
+    model = _random_model(seed=3)  # not sharp: the samples depend on the random numbers
+    sae = SparseAutoencoder(32, 8, 0.0, generator=torch.Generator().manual_seed(1)).eval()
+    ctx = torch.randint(0, V, (24, 16), generator=torch.Generator().manual_seed(7))
+    pos = np.random.default_rng(0).integers(0, 15, 24)
+    i, j, pin = 2, 5, 30.0
+    res = fa.causal_rates(model, sae, ctx, pos, i, j, pin, torch.Generator().manual_seed(8))
+    u = torch.rand(24, generator=torch.Generator().manual_seed(8))
+    w_e, b_e, b_d, d_i = sae.W_e[i], sae.b_e[i], sae.b_d, sae.W_d[:, i]
+    with torch.no_grad():
+        for name, value in (("pinned", pin), ("baseline", 0.0), ("natural", None)):
+            for b in range(24):
+                prefix = ctx[b:b + 1, :pos[b] + 1]
+
+                def repl(acts):
+                    if value is None:
+                        return acts
+                    f = torch.relu((acts[:, -1] - b_d) @ w_e + b_e)
+                    out = acts.clone()
+                    out[:, -1] += (value - f)[:, None] * d_i
+                    return out
+
+                probs = torch.softmax(model(prefix, repl)[0, -1], -1)
+                y = int(torch.searchsorted(probs.cumsum(-1), u[b:b + 1]).clamp_max(V - 1))
+                assert res[f"{name}_tokens"][b] == y
+                seq = torch.cat([prefix, torch.tensor([[y]])], 1)
+                assert res[f"{name}_fires"][b] == bool(sae.encode(model.mlp_acts(seq)[0, -1:])[0, j] > 0)
+    assert res["pinned_rate"] == res["pinned_fires"].mean()
+    with pytest.raises(ValueError, match="next token"):
+        fa.causal_rates(model, sae, ctx[:1], [15], i, j, pin, torch.Generator())
+
+
+def test_model_automata_tests_each_edge_where_its_source_fires(monkeypatch):
+    """The prefixes of edge i -> j end where i fires in the whole contexts, with a next token in the context,
+    at most n_pinned of them; the edge's rates are causal_rates' on them."""
+    model, sae, A, B = _wired()
+    ctx, _ = _wired_contexts(A, B, n=12, seed=9)
+    ctx[::3, 15] = A  # the last token: no next token in its context, never a prefix
+    ctx[1::2, 4] = B
+    edges = [[1, 2], [2, 1]]
+    monkeypatch.setattr(fa, "find_automata", lambda *a, **k: [
+        {"states": [1, 2], "edges": edges, "lift": [9.0, 9.0], "logit_support": [9.0, 9.0], "count": [5, 5]}])
+    seen = []
+
+    def spy(model_, sae_, contexts, positions, i, j, pin, generator):
+        r = real(model_, sae_, contexts, positions, i, j, pin, generator)
+        seen.append((contexts.clone(), np.asarray(positions).copy(), i, j, pin, r))
+        return r
+
+    real = fa.causal_rates
+    monkeypatch.setattr(fa, "causal_rates", spy)
+    found = fa.model_automata(model, sae, ctx, str, n_pinned=5, seed=1)
+    n_fire = {1: int((ctx[:, :15] == A).sum()), 2: int((ctx[:, :15] == B).sum())}
+    assert n_fire[1] > 5 and n_fire[2] > 5
+    a = found[0]
+    assert len(seen) == 2
+    for (c, pos, i, j, pin, r), e, m in zip(seen, edges, range(2)):
+        assert [i, j] == e and len(pos) == a["n_prefixes"][m] == 5 and pin > 0
+        assert np.all(pos < 15) and torch.all(c[torch.arange(5), torch.from_numpy(pos)] == (A if i == 1 else B))
+        assert set(map(tuple, c.tolist())) <= set(map(tuple, ctx.tolist()))
+        assert a["pinned_rate"][m] == round(r["pinned_rate"], 3)
+        assert a["baseline_rate"][m] == round(r["baseline_rate"], 3)
+        assert a["natural_rate"][m] == round(r["natural_rate"], 3) and a["causal"][m] is r["causal"]
+    assert len(a["offcontext_pinned_rate"]) == 2
+    assert fa.model_automata(model, sae, ctx, str, n_pinned=5, seed=1) == found  # seeded
+    assert fa.model_automata(model, sae, ctx, str, n_pinned=5, seed=2)[0]["n_prefixes"] == [5, 5]
+
+
+def test_feature_setting_adds_the_decoder_direction_at_the_position_only():
+    sae = SparseAutoencoder(32, 8, 0.0, generator=torch.Generator().manual_seed(1)).eval()
+    acts = torch.rand(3, 5, 32, generator=torch.Generator().manual_seed(2))
+    rows, pos = torch.arange(3), torch.tensor([0, 4, 2])
+    with torch.no_grad():
+        f = sae.encode(acts[rows, pos])[:, 6]
+        for value in (0.0, 7.0):
+            out = fa._set_feature(sae, 6, rows, pos, value)(acts)
+            expect = acts.clone()
+            expect[rows, pos] += (value - f)[:, None] * sae.W_d[:, 6]
+            assert torch.allclose(out, expect)
+        assert fa._set_feature(sae, 6, rows, pos, None)(acts) is acts
+
+
+def test_firing_prefixes_and_sign_test():
+    on = np.zeros(40, bool)
+    on[[1, 5, 9, 19, 20, 33, 39]] = True
+    has_next = (np.arange(40) % 20) < 19  # contexts of 20 tokens: 19 and 39 have no next token
+    assert fa.firing_prefixes(on, has_next, 10, torch.Generator()).tolist() == [1, 5, 9, 20, 33]
+    a = fa.firing_prefixes(on, has_next, 3, torch.Generator().manual_seed(1))
+    assert len(a) == 3 and set(a) <= {1, 5, 9, 20, 33} and np.all(np.diff(a) > 0)
+    assert a.tolist() == fa.firing_prefixes(on, has_next, 3, torch.Generator().manual_seed(1)).tolist()
+    assert fa.sign_test(0, 0) == 1.0 and fa.sign_test(5, 0) == pytest.approx(1 / 32)
+    assert fa.sign_test(3, 3) > 0.5 and fa.sign_test(10, 0) < fa.CAUSAL_ALPHA
+
+
+def test_causal_decision_needs_both_the_margin_and_the_sign_test():
+    def pairs(both, pinned_only, ablated_only, neither):
+        p = [1] * both + [1] * pinned_only + [0] * ablated_only + [0] * neither
+        a = [1] * both + [0] * pinned_only + [1] * ablated_only + [0] * neither
+        return np.array(p, bool), np.array(a, bool)
+
+    assert fa.causal_decision(*pairs(10, 30, 2, 22)) == (True, pytest.approx(fa.sign_test(30, 2)))
+    assert not fa.causal_decision(*pairs(0, 4, 0, 0))[0]  # rates 1 vs 0, but four prefixes: p = 1/16
+    assert not fa.causal_decision(*pairs(0, 60, 0, 940))[0]  # p tiny, but 6% more is below the margin
+    assert not fa.causal_decision(*pairs(0, 30, 40, 30))[0]  # the ablated rate is higher
+    assert fa.causal_decision(np.zeros(0, bool), np.zeros(0, bool)) == (False, 1.0)
 
 
 def test_example_path_and_top_tokens():
@@ -116,3 +304,9 @@ def test_validation_automata_runs_on_whole_contexts_drawn_without_replacement(wo
                                top_k=5, min_count=2, min_lift=cfg.automata_min_lift, max_automata=cfg.automata_max,
                                n_pinned=4, seed=cfg.seed, exclude_token=EOT_ID)
     assert found == expect
+    for a in found:
+        m = len(a["edges"])
+        for key in ("pinned_rate", "baseline_rate", "natural_rate", "data_rate", "offcontext_pinned_rate",
+                    "offcontext_baseline_rate"):
+            assert len(a[key]) == m and all(0 <= r <= 1 for r in a[key])
+        assert [type(c) for c in a["causal"]] == [bool] * m and all(0 < n <= 4 for n in a["n_prefixes"])

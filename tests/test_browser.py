@@ -19,7 +19,7 @@ from monosemantic.browser.inputs import BrowserInputs, Partner, related_runs
 from monosemantic.browser.screenshot import feature_to_show
 from monosemantic.config import ConfigError, SAERun
 from monosemantic.sae import metrics
-from tests.browser_fixtures import synthetic_inputs, tiny_config
+from tests.browser_fixtures import find_all, render_page, synthetic_automata, synthetic_inputs, tiny_config
 
 torch.set_num_threads(1)
 CFG = tiny_config()
@@ -35,8 +35,13 @@ def build_site_data(inputs, cfg=CFG) -> dict:
 
 
 @pytest.fixture(scope="module")
-def gathered(inputs):
-    return build_site_data(inputs)
+def feature_data(inputs):
+    return bd.gather(inputs, CFG, log=lambda s: None)
+
+
+@pytest.fixture(scope="module")
+def gathered(inputs, feature_data):
+    return site.site_data(inputs, feature_data, CFG)
 
 
 def dense(inputs):
@@ -339,3 +344,71 @@ def test_stage_checks_chromium_before_any_compute(tmp_path, monkeypatch, capsys)
     with pytest.raises(SystemExit) as e:
         stage.main.run(["A_7"])
     assert e.value.code == 2 and "'A_7' is not in sae_runs" in capsys.readouterr().err
+
+
+def test_load_automata_only_for_the_browsed_run(tmp_path):
+    from monosemantic.browser.inputs import load_automata
+
+    path = tmp_path / "interpretability.json"
+    assert load_automata(path, "T_tiny") == []  # no file: no automata
+    path.write_text(json.dumps({"headline": {}, "automata": synthetic_automata("T_tiny")}))
+    assert load_automata(path, "T_tiny") == synthetic_automata()["found"]
+    assert load_automata(path, "A_4096") == []  # another dictionary's automata
+    path.write_text(json.dumps({"headline": {}}))
+    assert load_automata(path, "T_tiny") == []
+
+
+def test_automata_are_listed_on_their_states_pages(inputs, feature_data, gathered, tmp_path):
+    found = synthetic_automata()["found"]
+    outside = {**found[1], "states": [99], "edges": [[99, 99]]}
+    with_au = BrowserInputs(**{**inputs.__dict__, "automata": found + [outside]})
+    d = site.site_data(with_au, feature_data, CFG)
+    au = d["index"]["automata"]
+    assert len(au) == 2  # the automaton of a feature outside the dictionary is left out
+    assert au[0] == {"states": [2, 5], "tokens": [["\xd8", "ab"], ["\xa7"]], "edges": [
+        {"from": 2, "to": 5, "lift": 41.25, "support": 30.0, "pinned": 0.875, "ablated": 0.125, "natural": 0.5,
+         "causal": True},
+        {"from": 5, "to": 2, "lift": 12.5, "support": 8.123, "pinned": 0.25, "ablated": 0.2, "natural": 0.2,
+         "causal": False}], "example": "\xd8|\xa7|\xd8|\xa7"}
+    assert au[1]["states"] == [7] and au[1]["edges"][0]["causal"] is False
+    pages = d["features"]
+    assert {i: p["au"] for i, p in enumerate(pages) if "au" in p} == {2: [0], 5: [0], 7: [1]}
+    # everything else is as without automata; none shown when there are none
+    assert [{k: v for k, v in p.items() if k != "au"} for p in pages] == gathered["features"]
+    assert {k: v for k, v in d["index"].items() if k != "automata"} == {k: v for k, v in gathered["index"].items()
+                                                                         if k != "automata"}
+    assert gathered["index"]["automata"] == [] and not any("au" in p for p in gathered["features"])
+    # an older file without the causal fields
+    old = [{k: v for k, v in found[0].items() if k not in ("natural_rate", "causal")}]
+    e = site.automata_entries(old, 24)[0][0]["edges"][0]
+    assert e["natural"] is None and e["causal"] is None and e["pinned"] == 0.875
+    # deterministic: the same data files twice
+    site.write_site(d, tmp_path / "a")
+    site.write_site(site.site_data(with_au, feature_data, CFG), tmp_path / "b")
+    for f in ("data/index.js", "data/features_0000.js"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+@pytest.mark.skipif(__import__("shutil").which("node") is None, reason="needs Node.js to run browser.js")
+def test_feature_page_shows_its_automata(inputs, feature_data, gathered, tmp_path):
+    d = site.site_data(BrowserInputs(**{**inputs.__dict__, "automata": synthetic_automata()["found"]}), feature_data,
+                       CFG)
+    site.write_site(d, tmp_path / "site")
+    page = render_page(tmp_path / "site", "#f=5")
+    assert find_all(page, id="feature-title")[0]["text"].startswith("T_tiny / feature 5")
+    (sec,) = find_all(page, id="automata")
+    assert sec["children"][0]["text"] == "Automata"
+    (box,) = find_all(sec, **{"class": "automaton"})
+    assert box["children"][0]["text"].startswith("2-state cycle: #2") and "#5" in box["children"][0]["text"]
+    links = [n["href"] for n in find_all(box, tag="a")]
+    assert links[:2] == ["#f=2", "#f=5"] and set(links) == {"#f=2", "#f=5"}
+    rows = find_all(box, tag="tbody")[0]["children"]
+    cells = [[c["text"] for c in r["children"]] for r in rows]
+    assert cells == [["#2 → #5", "41.3", "30", "87.5%", "12.5%", "50%", "yes"],  # 3 significant digits
+                     ["#5 → #2", "12.5", "8.12", "25%", "20%", "20%", "no"]]
+    assert find_all(box, **{"class": "automaton-example"})[0]["text"] == "Example path: \xd8|\xa7|\xd8|\xa7"
+    # a feature that is no automaton's state, and a site without automata: no section
+    assert find_all(render_page(tmp_path / "site", "#f=3"), id="automata") == []
+    site.write_site(gathered, tmp_path / "plain")
+    plain = render_page(tmp_path / "plain", "#f=5")
+    assert find_all(plain, id="automata") == [] and find_all(plain, id="contexts")

@@ -78,7 +78,7 @@ def test_unknown_key_is_named_with_the_known_ones():
     data = smoke()
     data["evaluate"]["headline"] = "A_256"
     assert problems(data) == ["evaluate.headline: unknown key (known: loss_contexts, ultralow_density, "
-                              "dense_density, headline_run)"]
+                              "dense_density, headline_run, train_density_points)"]
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -143,7 +143,12 @@ def test_impossible_values_are_all_reported():
         "transformer.mix: shares must be in [0, 1], got {'Arabic': 1.5}",
         "activations.shuffle_buffer: 8190 must be a multiple of tokens_per_context 16 (whole contexts per block)",
         "interpretability.n_units: must be positive, got 0",
-        "interpretability.single_token_share: must be in (0, 1], got 1.5"])
+        "interpretability.single_token_share: must be in (0, 1], got 1.5",
+        "evaluate.train_density_points: counts firings on the stored training activations; with "
+        "activations.mode streamed there is no train store: set it to 0"])
+    data["activations"]["mode"] = "stored"
+    data["evaluate"]["train_density_points"] = -1
+    assert "evaluate.train_density_points: must be >= 0 (0: off), got -1" in problems(data)
 
 
 def test_mix_shares_must_sum_to_at_most_one():

@@ -36,7 +36,14 @@ def test_arm_measures_every_proxy_at_its_share(arm_run):
             assert -1 <= p[key] <= 1
         assert p["best_neuron_r"] >= p["nearest_neuron_r"] - 1e-9  # the best neuron is the best
         assert 1 <= p["decoder_neurons_ge_0.1"] <= params.transformer.d_mlp
-        assert isinstance(p["context_learned"], bool)
+        assert isinstance(p["context_learned"], bool) and isinstance(p["context_recognized"], bool)
+        assert p["blind_unigram_loss"] > p["unigram_loss"]  # the subset's own unigram knows the context
+        at = out["at_training_mix"]["proxies"][k]  # the same points weighted to the arm's 2% share
+        assert -1 <= at["feature_r"] <= 1 and at["best_neuron_r"] >= at["nearest_neuron_r"] - 1e-4
+        lo, hi = p["bootstrap_90"]["feature_minus_neuron"]
+        assert lo - 0.05 <= p["feature_r"] - p["best_neuron_r"] <= hi + 0.05 and lo <= hi
+    w = out["at_training_mix"]["weights"]
+    assert w["Arabic"] < 1 < w["English"]  # rare contexts weighted down to their 2%, the rest up
     assert out["transformer_tokens"] == params.transformer.steps * params.transformer.batch_size * params.transformer.n_ctx
     assert not (work / "activations").exists()  # the arm's activations are scratch
     assert (work / "sae" / "sae_weights.safetensors").exists()
@@ -65,10 +72,14 @@ def test_load_arms_and_the_table(tmp_path, monkeypatch):
     (tmp_path / "metrics" / "superposition").mkdir(parents=True)
     proxy = {"share": 0.01, "feature_r": 0.7, "best_neuron_r": 0.3, "nearest_neuron_r": 0.2,
              "decoder_neurons_ge_0.1": 27, "dedicated_neurons": 0, "context_learned": True}
-    arm = {"tokens_mult": 1, "sae_points_mult": 2, "proxies": {"arabic": proxy, "dna": {**proxy, "feature_r": 0.5}}}
+    at = {**proxy, "feature_r": 0.8, "neurons_for_half_norm": 9, "specificity_at_matched_sensitivity": {"feature": 1.0}}
+    arm = {"tokens_mult": 1, "sae_points_mult": 2, "proxies": {"arabic": proxy, "dna": {**proxy, "feature_r": 0.5}},
+           "at_training_mix": {"proxies": {"arabic": at}}}
     (tmp_path / "metrics" / "superposition" / "natural.json").write_text(json.dumps(arm))
     with pytest.raises(FileNotFoundError, match="rare.json: missing; run `dvc repro experiments/superposition"):
         D.load_arms(["natural", "rare"])
     rows = D.dose_response(D.load_arms(["natural"]))
     assert [(r["arm"], r["proxy"], r["feature_r"], r["sae_points_mult"]) for r in rows] == [
         ("natural", "arabic", 0.7, 2), ("natural", "dna", 0.5, 2)]
+    assert rows[0]["at_training_mix"]["feature_r"] == 0.8 and "at_training_mix" not in rows[1]
+    assert rows[0]["at_training_mix"]["specificity_at_matched_sensitivity"] == {"feature": 1.0}

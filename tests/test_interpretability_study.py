@@ -88,3 +88,22 @@ def test_analyse_on_a_tiny_model(world):
     assert out["automata"]["tokens"] == 8 * 16 and out["automata"]["run"] == p.analysis.run
     assert set(out["headline"]) == {"interpretability", "automata"}
     assert "features" in study.format_study(out)
+
+
+def test_automata_headline_and_summary(world, monkeypatch):
+    """headline.automata keeps states, edges, lift and the causal check's rates and verdict of every automaton;
+    format_study prints them."""
+    a = {"states": [3], "edges": [[3, 3]], "lift": [7.0], "logit_support": [6.0], "count": [5],
+         "pinned_rate": [0.75], "baseline_rate": [0.125], "natural_rate": [0.5], "data_rate": [0.5],
+         "causal": [True], "causal_p": [1e-6], "n_prefixes": [8], "offcontext_pinned_rate": [0.0],
+         "offcontext_baseline_rate": [0.0], "state_tokens": {"3": ["x"]}, "example": "x|x"}
+    monkeypatch.setattr(study, "validation_automata", lambda *args: ([a], 128))
+    cfg = dataclasses.replace(world.params.interpretability, n_units=2, explain_points=300, score_points=200,
+                              top_examples=5, min_active=2, successor_tokens=2000, spotcheck_units=1, logit_k=3)
+    with torch.no_grad():
+        out, _, _, fig = study.analyse(dataclasses.replace(world.params, interpretability=cfg), world.tok,
+                                       world.streams, groups(world))
+    assert out["headline"]["automata"] == [{"states": [3], "edges": [[3, 3]], "lift": [7.0], "pinned_rate": [0.75],
+                                            "baseline_rate": [0.125], "natural_rate": [0.5], "causal": [True]}]
+    assert out["automata"]["found"] == [a] and fig["automata"] == [a]
+    assert "pinned [0.75] ablated [0.125] natural [0.5] causal [True]" in study.format_study(out)

@@ -109,3 +109,15 @@ def test_density_populations_split_at_the_valley():
     assert -5.0 < pop["threshold_log10"] < -3.5
     one = metrics.density_populations(np.concatenate([main, np.zeros(3)]))
     assert one["ultralow_cluster"] == 0 and one["threshold_log10"] is None and one["dead"] == 3
+
+
+def test_fire_counts_and_the_papers_ultralow_threshold_by_hand():
+    # feature 0 fires on 3 of 4 rows, feature 1 once, feature 2 never (identity encoder, then ReLU)
+    x = torch.tensor([[1.0, -1.0, 0.0], [2.0, 3.0, -1.0], [0.0, 0.0, 0.0], [4.0, -2.0, -5.0]])
+    counts = metrics.fire_counts(torch.relu, ArrayStore(x), 4, batch_size=3)
+    assert counts.tolist() == [3, 1, 0] and counts.dtype == np.int64
+    assert metrics.fire_counts(torch.relu, ArrayStore(x), 2, batch_size=1).tolist() == [2, 1, 0]
+    # over 2,000,000 points the paper's 1e-6 is 2 firings: 1 firing is ultralow, 2 is not, 0 is dead
+    rep = metrics.count_density_report(np.array([0, 1, 2, 5000, 0]), 2_000_000)
+    assert (rep["dead"], rep["ultralow"], rep["firings_at_ultralow"], rep["points"]) == (2, 1, 2.0, 2_000_000)
+    assert rep["density_populations"]["dead"] == 2

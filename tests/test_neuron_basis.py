@@ -63,3 +63,30 @@ def test_analyse_against_the_definitions(world):
     assert set(out["features_vs_neurons"]["proxies"]) == set(px.PROXY_NAMES)
     assert out["headline"]["decoder_spread_alive"] == out["features_vs_neurons"]["decoder_spread_alive"]
     assert fig["mass"]["feature 6"].tolist() == [f["subset_share"][s] for s in val.subsets]
+
+
+def test_comparison_at_the_training_mix(world):
+    """Weighted to the points' own subset shares, the at-training-mix block is the plain one; weighted to a
+    rare Arabic share, the units are chosen anew and every number stays a valid statistic."""
+    from monosemantic.analysis import superposition as S
+
+    d, cfg, val = world.dictionary("A_16"), world.params.analysis, world.streams["val"]
+    n = min(cfg.max_points, d.store.n_points)
+    subset = val.doc_subset[d.store.index()["doc"][:n]]
+    own = {s: float((subset == c).mean()) for c, s in enumerate(val.subsets)}
+    fvn = S.features_vs_neurons(d.store, d.sae, val, world.llr, n, cfg.batch_size, target_shares=own)
+    at = fvn["at_training_mix"]
+    assert all(v == pytest.approx(1.0) or v == 0.0 for v in at["weights"].values())
+    for k, row in fvn["proxies"].items():
+        for key in ("feature", "best_neuron", "nearest_neuron", "decoder_neurons_ge_0.1", "dedicated_neurons"):
+            assert at["proxies"][k][key] == row[key], (k, key)
+        for key in ("feature_r", "best_neuron_r", "nearest_neuron_r", "feature_mass_on_context"):
+            assert at["proxies"][k][key] == pytest.approx(row[key], abs=2e-4), (k, key)
+        lo, hi = row["bootstrap_90"]["feature_r"]
+        assert lo <= hi and -1 <= lo and hi <= 1
+    rare = {**{s: (1 - 0.003) * v / (1 - own["Arabic"]) for s, v in own.items()}, "Arabic": 0.003}
+    at = S.features_vs_neurons(d.store, d.sae, val, world.llr, n, cfg.batch_size,
+                               target_shares=rare)["at_training_mix"]
+    assert at["weights"]["Arabic"] == pytest.approx(0.003 / own["Arabic"], rel=1e-4)
+    for row in at["proxies"].values():
+        assert -1 <= row["feature_r"] <= 1 and row["best_neuron_r"] >= row["nearest_neuron_r"] - 1e-4

@@ -25,6 +25,10 @@ def test_headline_takes_the_run_and_sizes_at_its_model_and_lambda():
     assert list(h["loss_recovered_by_size"].items()) == [("1024", 0.75), ("2048", 0.8), ("4096", 0.9)]
     with pytest.raises(KeyError):
         headline(sweep, "nope")
+    assert "a1_train_density" not in h  # only when evaluate.train_density_points counted them
+    counted = {**row("A_4", "A", 4096, 5e-4, 0.9), "train_density": {"points": 2_200_000, "dead": 3, "ultralow": 7}}
+    h = headline(sweep_table([counted, {**row("A_2", "A", 2048, 5e-4, 0.8), "train_density": float("nan")}]), "A_4")
+    assert h["a1_train_density"] == {"points": 2_200_000, "dead": 3, "ultralow": 7}
 
 
 def test_collect_headlines_merges_analysis_files_and_the_dose_response(tmp_path):

@@ -2,29 +2,51 @@
 tokens on which other features (or themselves) fire next.
 
 An edge i → j means: feature i fires on token n, and feature j fires on token n + 1 because of it. We accept an
-edge when three kinds of evidence agree:
+edge when two kinds of evidence agree, and test it causally:
 
 * lift (data):    L_ij = P(j fires at n+1 | i fires at n) / P(j fires)        over consecutive validation tokens
                   of the same context, with at least `min_count` co-firings;
 * logit support:  S_ij = mean_{t ∈ top-k promoted tokens of i} r_j(t) / P(j fires), r_j(t) the rate at which
                   j fires on token t (same tokens): i's logit weights promote the tokens on which j fires;
-* pinned rate (causal): pin feature i at a high value (its largest observed activation) at position n,
-                  sample token n+1 from the model, and measure how often j fires on it, against the same
-                  sampling without the pin (`pinned_rate`, `baseline_rate`).
+* causal check (in context, `causal_rates`): the prefixes are real validation positions n where i fires (up to
+                  `n_pinned` of them, drawn with the seed from the same whole contexts, each with a next token in
+                  its context; the prefix is the context up to and including n). At n, feature i is set to a value
+                  v by adding (v − f_i) d_i to the MLP activations (f_i its activation there, d_i its decoder
+                  direction): PINNED at v = its largest activation seen on these contexts, ABLATED at v = 0, or
+                  left alone (natural). Token n+1 is sampled from the model's next-token distribution, with the
+                  same uniform random number in all three conditions, and j's activation on it is computed by a
+                  plain forward pass of the prefix plus the sampled token. `pinned_rate`, `baseline_rate` (the
+                  ablated rate) and `natural_rate` are the shares of prefixes where j fires on the sampled token;
+                  `data_rate` is the share where j fires on the real next token. The model is causal, so the
+                  whole context is run and read at n (and at n+1 with the sampled token put there): the same as
+                  cutting it after n.
+                  The edge is causal (`causal`) when pinned_rate − baseline_rate ≥ CAUSAL_MARGIN (0.1) and the
+                  paired one-sided sign test on the prefixes where the two differ (j fires pinned but not ablated,
+                  against the reverse) gives p < CAUSAL_ALPHA (0.01) (`causal_p`): i's own output at n makes the
+                  model emit a token j fires on, in the context where the edge occurs.
+* out of context (`random_prefix_rates`, the earlier check, kept for comparison): i pinned on the last token of
+                  the first T/2 tokens of random validation contexts, against no pin (`offcontext_pinned_rate`,
+                  `offcontext_baseline_rate`). For features that fire on a token in a context (base64, UTF-8
+                  bytes of Arabic text) j rarely fires there even on the right token, so this one is mostly 0.
 
 Automata: self-loops (i → i, e.g. base64 or DNA: the feature predicts more of its own tokens) and two-state
 cycles (i → j → i, e.g. UTF-8 lead / continuation bytes of Arabic or Hebrew characters), ranked by the smaller
 of the lifts on their edges. Longer cycles are not searched. The data are activations of every feature on
-whole validation contexts (consecutive tokens), not the store's sampled points.
+whole validation contexts (consecutive tokens), not the store's sampled points. Everything is seeded (one
+torch.Generator per edge, from the seed and the edge): the same inputs give the same automata and rates.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.stats
 import torch
 
 from monosemantic.analysis.token_bytes import EOT_ID, token_label
+
+CAUSAL_MARGIN = 0.1  # pinned_rate − baseline_rate needed for a causal edge
+CAUSAL_ALPHA = 0.01  # and the sign test's one-sided p-value below this
 
 
 def fire_matrix(acts: np.ndarray | torch.Tensor) -> sp.csr_matrix:
@@ -107,32 +129,119 @@ def find_automata(fire: sp.csr_matrix, has_next: np.ndarray, tokens: np.ndarray,
     return out
 
 
-@torch.no_grad()
-def pinned_rate(model, sae, prefixes: torch.Tensor, i: int, j: int, pin: float, generator: torch.Generator) -> dict:
-    """Pin feature i at `pin` on the last token of each prefix (B, T), sample the next token from the model,
-    and return how often feature j fires on it, with and without the pin (same random numbers), and the sampled
-    tokens (pinned_tokens, baseline_tokens)."""
+def _set_feature(sae, i: int, rows: torch.Tensor, pos: torch.Tensor, value: float | None):
+    """An MLP replacement that sets feature i to `value` at position pos[b] of row b by adding
+    (value − f_i) d_i to the activations there (None: the activations unchanged)."""
     w_e, b_e, b_d, d_i = sae.W_e[i], sae.b_e[i], sae.b_d, sae.W_d[:, i]
 
-    def pin_last(acts: torch.Tensor) -> torch.Tensor:
+    def repl(acts: torch.Tensor) -> torch.Tensor:
+        if value is None:
+            return acts
         out = acts.clone()
-        f = torch.relu((acts[:, -1] - b_d) @ w_e + b_e)
-        out[:, -1] = acts[:, -1] + (pin - f)[:, None] * d_i
+        a = acts[rows, pos]
+        f = torch.relu((a - b_d) @ w_e + b_e)
+        out[rows, pos] = a + (value - f)[:, None] * d_i
         return out
 
-    u = torch.rand(prefixes.shape[0], generator=generator)
-    res = {}
-    for name, repl in (("pinned_rate", pin_last), ("baseline_rate", None)):
-        x, h = model._mlp_input(prefixes)  # only the last position's logits are needed
-        out, _ = model.mlp(h, repl)
-        probs = torch.softmax(model.W_U(model.ln_f((x + out)[:, -1])).float(), dim=-1)
-        y = torch.searchsorted(probs.cumsum(-1), u[:, None]).clamp_max(probs.shape[-1] - 1)
-        seq = torch.cat([prefixes, y], dim=1)
-        acts = model.mlp_acts(seq)[:, -1]
-        fj = torch.relu((acts - b_d) @ sae.W_e[j] + sae.b_e[j])
-        res[name] = float((fj > 0).float().mean())
-        res[name.replace("rate", "tokens")] = y[:, 0].numpy()
+    return repl
+
+
+def _sample(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF sampling: one token per row of probs (B, V) from uniform numbers u (B,)."""
+    return torch.searchsorted(probs.cumsum(-1), u[:, None]).clamp_max(probs.shape[-1] - 1)[:, 0]
+
+
+def _fires(sae, j: int, acts: torch.Tensor) -> torch.Tensor:
+    """Whether feature j fires on MLP activations (B, d)."""
+    return torch.relu((acts - sae.b_d) @ sae.W_e[j] + sae.b_e[j]) > 0
+
+
+def sign_test(b: int, c: int) -> float:
+    """One-sided exact sign test: P(X ≥ b) for X ~ Binomial(b + c, 1/2); 1 when b + c = 0."""
+    return float(scipy.stats.binom.sf(b - 1, b + c, 0.5)) if b + c else 1.0
+
+
+def causal_decision(pinned: np.ndarray, ablated: np.ndarray) -> tuple[bool, float]:
+    """(causal, p) from whether j fired on the sampled token per prefix, pinned and ablated (paired, same random
+    numbers): causal when the pinned rate exceeds the ablated one by at least CAUSAL_MARGIN and the sign test
+    of the discordant prefixes (fires pinned only, against ablated only) gives p < CAUSAL_ALPHA."""
+    pinned, ablated = np.asarray(pinned, bool), np.asarray(ablated, bool)
+    if pinned.size == 0:
+        return False, 1.0
+    p = sign_test(int((pinned & ~ablated).sum()), int((ablated & ~pinned).sum()))
+    return bool(pinned.mean() - ablated.mean() >= CAUSAL_MARGIN - 1e-12 and p < CAUSAL_ALPHA), p
+
+
+def firing_prefixes(on: np.ndarray, has_next: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
+    """Up to n positions (flat indices, ascending) where `on` (T,) is true and a next token of the same context
+    follows (has_next), drawn without replacement with `generator`; all of them when there are fewer."""
+    cand = np.flatnonzero(np.asarray(on, bool) & np.asarray(has_next, bool))
+    if len(cand) > n:
+        cand = np.sort(cand[torch.randperm(len(cand), generator=generator)[:n].numpy()])
+    return cand
+
+
+@torch.no_grad()
+def causal_rates(model, sae, contexts: torch.Tensor, positions, i: int, j: int, pin: float,
+                 generator: torch.Generator) -> dict:
+    """The in-context causal check of edge i → j (module docstring). contexts (B, T) token ids, positions (B,)
+    the position n of each row's prefix (n + 1 < T), i firing there. Token n+1 is sampled with feature i at n
+    pinned at `pin`, ablated (0) and left alone (natural), with the same random numbers; j's activation on it
+    comes from a plain forward pass of the prefix and the sampled token.
+
+    Returns pinned_rate, baseline_rate (ablated), natural_rate (shares of rows where j fires on the sampled
+    token), data_rate (on the real next token), causal, causal_p (sign_test of the discordant pinned/ablated
+    pairs), n_prefixes, and per row the sampled tokens (pinned_tokens, ...) and j's firing (pinned_fires, ...)."""
+    B, T = contexts.shape
+    pos = torch.as_tensor(np.asarray(positions), dtype=torch.long)
+    if B == 0:
+        return {"pinned_rate": 0.0, "baseline_rate": 0.0, "natural_rate": 0.0, "data_rate": 0.0, "causal": False,
+                "causal_p": 1.0, "n_prefixes": 0}
+    if bool((pos + 1 >= T).any()) or bool((pos < 0).any()):
+        raise ValueError("every prefix needs a next token in its context")
+    rows = torch.arange(B)
+    u = torch.rand(B, generator=generator)
+    x, h = model._mlp_input(contexts)  # causal attention: position n sees only the prefix (tokens 0..n)
+    nxt = (pos + 1)[:, None]
+    res = {"n_prefixes": int(B)}
+    for name, value in (("pinned", float(pin)), ("baseline", 0.0), ("natural", None)):
+        out, _ = model.mlp(h, _set_feature(sae, i, rows, pos, value))
+        probs = torch.softmax(model.W_U(model.ln_f((x + out)[rows, pos])).float(), dim=-1)
+        y = _sample(probs, u)
+        seq = contexts.clone()
+        seq[rows, pos + 1] = y  # the tokens after n+1 do not reach position n+1
+        fires = _fires(sae, j, model.mlp_acts(seq, positions=nxt)[:, 0])
+        res[f"{name}_rate"] = float(fires.float().mean())
+        res[f"{name}_tokens"], res[f"{name}_fires"] = y.numpy(), fires.numpy()
+    res["data_rate"] = float(_fires(sae, j, model.mlp_acts(contexts, positions=nxt)[:, 0]).float().mean())
+    res["causal"], res["causal_p"] = causal_decision(res["pinned_fires"], res["baseline_fires"])
     return res
+
+
+@torch.no_grad()
+def random_prefix_rates(model, sae, prefixes: torch.Tensor, i: int, j: int, pin: float,
+                        generator: torch.Generator) -> dict:
+    """The out-of-context check: pin feature i at `pin` on the last token of each prefix (B, T), sample the
+    next token from the model, and return how often feature j fires on it, with and without the pin (same
+    random numbers): offcontext_pinned_rate, offcontext_baseline_rate, and the sampled tokens
+    (offcontext_pinned_tokens, offcontext_baseline_tokens)."""
+    B, T = prefixes.shape
+    rows, last = torch.arange(B), torch.full((B,), T - 1, dtype=torch.long)
+    u = torch.rand(B, generator=generator)
+    x, h = model._mlp_input(prefixes)  # only the last position's logits are needed
+    res = {}
+    for name, value in (("offcontext_pinned", float(pin)), ("offcontext_baseline", None)):
+        out, _ = model.mlp(h, _set_feature(sae, i, rows, last, value))
+        y = _sample(torch.softmax(model.W_U(model.ln_f((x + out)[:, -1])).float(), dim=-1), u)
+        acts = model.mlp_acts(torch.cat([prefixes, y[:, None]], dim=1))[:, -1]
+        res[f"{name}_rate"] = float(_fires(sae, j, acts).float().mean())
+        res[f"{name}_tokens"] = y.numpy()
+    return res
+
+
+def edge_generator(seed: int, i: int, j: int) -> torch.Generator:
+    """The generator of edge i → j: seeded from (seed, i, j), so an edge's rates do not depend on the others."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0]))
 
 
 def example_path(fire: sp.csr_matrix, has_next: np.ndarray, states: list[int], length: int = 6) -> int | None:
@@ -167,9 +276,12 @@ def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10
                    exclude_token: int | None = None, batch: int = 16) -> list[dict]:
     """The automata of an SAE's features on whole contexts (B, T) of a model: every feature's activations on
     consecutive tokens, logit weights (logit_weights.py, σ̄ from the first 32 contexts), find_automata, then
-    per edge the pinned rate (pin = the source feature's largest activation seen here; prefixes: the first T/2
-    tokens of n_pinned contexts drawn with `seed`), each state's top tokens (label(token id) -> str) and an
-    example path of up to 6 tokens."""
+    per edge i → j the causal check (causal_rates; pin = i's largest activation seen here; prefixes: up to
+    n_pinned positions of these contexts where i fires, drawn with edge_generator(seed, i, j)) and the
+    out-of-context one (random_prefix_rates; prefixes: the first T/2 tokens of n_pinned contexts drawn with
+    `seed`), each state's top tokens (label(token id) -> str) and an example path of up to 6 tokens.
+    Per-edge lists: pinned_rate, baseline_rate (ablated), natural_rate, data_rate, causal, causal_p,
+    n_prefixes, offcontext_pinned_rate, offcontext_baseline_rate."""
     from monosemantic.analysis import logit_weights as lw
     n_contexts, T = contexts.shape
     fires, peak = [], torch.zeros(sae.n_features)
@@ -185,13 +297,22 @@ def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10
         W[:, exclude_token] = -np.inf
     found = find_automata(fire, has_next, toks, W, top_k=top_k, min_count=min_count, min_lift=min_lift,
                           max_automata=max_automata)
-    gen = torch.Generator().manual_seed(seed)
-    pick = torch.randint(0, n_contexts, (n_pinned,), generator=gen)
-    prefixes = contexts[pick, :T // 2]
+    pick = torch.randint(0, n_contexts, (n_pinned,), generator=torch.Generator().manual_seed(seed))
+    random_prefixes = contexts[pick, :T // 2]
+    fc = fire.tocsc()
     for a in found:
-        rates = [pinned_rate(model, sae, prefixes, i, j, float(peak[i]), gen) for i, j in a["edges"]]
-        a["pinned_rate"] = [round(r["pinned_rate"], 3) for r in rates]
-        a["baseline_rate"] = [round(r["baseline_rate"], 3) for r in rates]
+        rates = []
+        for i, j in a["edges"]:
+            gen = edge_generator(seed, i, j)
+            at = firing_prefixes(fc[:, i].toarray().ravel() > 0, has_next, n_pinned, gen)
+            r = causal_rates(model, sae, contexts[torch.from_numpy(at // T)], at % T, i, j, float(peak[i]), gen)
+            rates.append({**r, **random_prefix_rates(model, sae, random_prefixes, i, j, float(peak[i]), gen)})
+        for key in ("pinned_rate", "baseline_rate", "natural_rate", "data_rate", "offcontext_pinned_rate",
+                    "offcontext_baseline_rate"):
+            a[key] = [round(r[key], 3) for r in rates]
+        a["causal"] = [r["causal"] for r in rates]
+        a["causal_p"] = [float(f"{r['causal_p']:.3g}") for r in rates]
+        a["n_prefixes"] = [r["n_prefixes"] for r in rates]
         a["state_tokens"] = {str(s): [label(x) for x in top_tokens(fire, toks, s)] for s in a["states"]}
         n = example_path(fire, has_next, a["states"])
         a["example"] = "|".join(label(x) for x in toks[n:n + 6]) if n is not None else ""

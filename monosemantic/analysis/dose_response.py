@@ -21,13 +21,14 @@ from monosemantic import paths
 from monosemantic.analysis import proxies as px
 from monosemantic.analysis.inputs import load_feature_counts
 from monosemantic.lm.activations import sample_activations
-from monosemantic.lm.train import fingerprint, model_metrics, train
+from monosemantic.lm.train import fingerprint, model_metrics, train, unigram_log_probs
 from monosemantic.data.mix import mix_shares, subset_token_counts
 from monosemantic.lm.model import ModelConfig, Transformer
 from monosemantic.sae.model import SparseAutoencoder
 from monosemantic.sae.train import train_sae
 from monosemantic.lm.store import ActivationStore
-from monosemantic.analysis.superposition import PROXY_SUBSET, context_learned, features_vs_neurons
+from monosemantic.analysis.superposition import (PROXY_SUBSET, blind_unigram_losses, context_learned,
+                                                 context_recognized, features_vs_neurons)
 from monosemantic.data.tokenizer import load_stream, load_tokenizer
 
 
@@ -62,6 +63,10 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
         (cached / "train_info.json").write_text(json.dumps(info))
         (work / "transformer.pt").unlink(missing_ok=True)
     lm_metrics = model_metrics(model, train_stream, val_stream, tcfg, device)
+    blind = blind_unigram_losses(val_stream, unigram_log_probs(train_stream, vocab)["overall"])
+    for sub, row in lm_metrics["subsets"].items():
+        if sub in blind:
+            row["blind_unigram_loss"] = blind[sub]
     acts = work / "activations"
     a = params.activations
     for split, n, mix in (("train", a.n_points * arm.sae_points_mult, arm.mix), ("val", a.val_points, {})):
@@ -76,9 +81,9 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
     sae = SparseAutoencoder.load(work / "sae").eval()
     _, _, llr = px.load_proxy_tables(tokens_dir, str(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json"))
     store = ActivationStore(acts / "val")
-    fvn = features_vs_neurons(store, sae, val_stream, llr, min(params.analysis.max_points, store.n_points),
-                              params.analysis.batch_size, load_feature_counts(work / "sae"))
     shares = mix_shares(train_stream, arm.mix)
+    fvn = features_vs_neurons(store, sae, val_stream, llr, min(params.analysis.max_points, store.n_points),
+                              params.analysis.batch_size, load_feature_counts(work / "sae"), shares)
     natural = subset_token_counts(train_stream)
     total = sum(natural.values())
     for k, row in fvn["proxies"].items():
@@ -86,8 +91,10 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
         row["share"] = round(shares[sub], 6)
         row["natural_share"] = round(natural[sub] / total, 6)
         row["context_learned"] = context_learned(lm_metrics["subsets"], sub)
+        row["context_recognized"] = context_recognized(lm_metrics["subsets"], sub)
         row["val_loss"] = lm_metrics["subsets"][sub]["loss"]
         row["unigram_loss"] = lm_metrics["subsets"][sub].get("unigram_loss")
+        row["blind_unigram_loss"] = lm_metrics["subsets"][sub].get("blind_unigram_loss")
     shutil.rmtree(acts)
     return {"arm": arm_name, "mix": dict(arm.mix), "tokens_mult": arm.tokens_mult,
             "sae_points_mult": arm.sae_points_mult, "transformer_tokens": info["tokens"],
@@ -106,11 +113,20 @@ def dose_response(arms: dict[str, dict]) -> list[dict]:
     rows = []
     for name, m in arms.items():
         for k, p in m["proxies"].items():
-            rows.append({"arm": name, "share": p["share"], "proxy": k, "feature_r": p["feature_r"],
-                         "best_neuron_r": p["best_neuron_r"], "nearest_neuron_r": p["nearest_neuron_r"],
-                         "decoder_neurons_ge_0.1": p["decoder_neurons_ge_0.1"],
-                         "dedicated_neurons": p["dedicated_neurons"], "context_learned": p["context_learned"],
-                         "tokens_mult": m["tokens_mult"], "sae_points_mult": m["sae_points_mult"]})
+            row = {"arm": name, "share": p["share"], "proxy": k, "feature_r": p["feature_r"],
+                   "best_neuron_r": p["best_neuron_r"], "nearest_neuron_r": p["nearest_neuron_r"],
+                   "decoder_neurons_ge_0.1": p["decoder_neurons_ge_0.1"],
+                   "dedicated_neurons": p["dedicated_neurons"], "context_learned": p["context_learned"],
+                   "tokens_mult": m["tokens_mult"], "sae_points_mult": m["sae_points_mult"]}
+            if "context_recognized" in p:
+                row["context_recognized"] = p["context_recognized"]
+            at = m.get("at_training_mix", {}).get("proxies", {}).get(k)
+            if at is not None:  # the same comparison on the points weighted to the arm's training mix
+                row["at_training_mix"] = {key: at[key] for key in (
+                    "feature_r", "best_neuron_r", "nearest_neuron_r", "decoder_neurons_ge_0.1",
+                    "neurons_for_half_norm", "dedicated_neurons")}
+                row["at_training_mix"]["specificity_at_matched_sensitivity"] = at["specificity_at_matched_sensitivity"]
+            rows.append(row)
     return rows
 
 

@@ -148,7 +148,8 @@ def analyse(params, tok, streams: dict, groups: dict[str, Group], progress: Call
                                           np.random.default_rng(cfg.seed + 2))
     out["automata"] = {"run": a.run, "tokens": n_tok, "found": automata}
     out["headline"] = {**ip.headline(out), "automata": [
-        {k: x[k] for k in ("states", "edges", "lift", "pinned_rate", "baseline_rate")} for x in automata]}
+        {k: x[k] for k in ("states", "edges", "lift", "pinned_rate", "baseline_rate", "natural_rate", "causal")}
+        for x in automata]}
     figures = {"scores": {g: {k: np.array([r[k] for r in rs]) for k in ("score", "score_weighted")}
                           for g, rs in records.items()},
                "logit_acc": {g: out["groups"][g]["logit_acc"] for g in records},
@@ -163,6 +164,7 @@ def format_study(out: dict) -> str:
              f"logit acc {s['logit_acc']:.3f} rubric median {s['rubric_median']} single-token {s['single_token_units']}"
              for g, s in out["groups"].items()]
     lines += [f"automaton {x['states']}: edges {x['edges']} lift {x['lift']} pinned {x['pinned_rate']} "
-              f"(unpinned {x['baseline_rate']}) tokens {x['state_tokens']} e.g. {x['example']!r}"
+              f"ablated {x['baseline_rate']} natural {x['natural_rate']} causal {x['causal']} "
+              f"tokens {x['state_tokens']} e.g. {x['example']!r}"
               for x in out["automata"]["found"]]
     return "\n".join(lines)

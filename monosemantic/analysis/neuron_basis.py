@@ -52,10 +52,11 @@ def unit_profile(acts: np.ndarray, subset: np.ndarray, subsets: list[str], proxy
 
 @torch.no_grad()
 def analyse(d, proxy: str, match: dict, val, llr: dict[str, np.ndarray], cfg,
-            feature_counts: np.ndarray | None = None) -> tuple[dict, dict]:
+            feature_counts: np.ndarray | None = None, target_shares: dict[str, float] | None = None) -> tuple[dict, dict]:
     """Stage neurons_vs_features for dictionary `d` (inputs.Dictionary) and `proxy`, whose best feature is
     match["feature"]["index"] (inputs.load_proxy_matches(run)[proxy]); llr: every proxy's table; feature_counts:
-    firings per feature during training (alive = > 0; None: fired on these points).
+    firings per feature during training (alive = > 0; None: fired on these points); target_shares: the
+    training mix's subset shares (mix.mix_shares), for the comparison at the training mix.
 
     Returns (metrics/analysis/neurons_vs_features.json, Fig. 5's data: "weights" d_i, "top" neurons,
     "mass" {unit: subset shares}, "subsets", "title")."""
@@ -86,8 +87,11 @@ def analyse(d, proxy: str, match: dict, val, llr: dict[str, np.ndarray], cfg,
         "feature_effective_subsets": rows[units[0]]["effective_subsets"],
         "top_neurons_median_effective_subsets": float(np.median([r["effective_subsets"] for r in top_rows])),
     }}
-    fvn = out["features_vs_neurons"] = features_vs_neurons(d.store, d.sae, val, llr, n, cfg.batch_size, feature_counts)
+    fvn = out["features_vs_neurons"] = features_vs_neurons(d.store, d.sae, val, llr, n, cfg.batch_size, feature_counts,
+                                                           target_shares)
     out["headline"]["features_vs_neurons"] = headline(fvn)
+    if "at_training_mix" in fvn:
+        out["headline"]["features_vs_neurons_at_training_mix"] = headline(fvn["at_training_mix"])
     out["headline"]["decoder_spread_alive"] = fvn["decoder_spread_alive"]
     figure = {"weights": w, "top": top[:5], "subsets": val.subsets,
               "mass": {u: np.array([rows[u]["subset_share"][s] for s in val.subsets]) for u in units[:8]},

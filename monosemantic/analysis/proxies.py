@@ -185,10 +185,15 @@ class ProxyStats:
         self.n_pos = torch.zeros(P, dtype=torch.float64)
         self.n_fire = torch.zeros(F, dtype=torch.float64)
 
-    def update(self, a: torch.Tensor, p: torch.Tensor) -> None:
+    def update(self, a: torch.Tensor, p: torch.Tensor, w: torch.Tensor | None = None) -> None:
+        """Add a chunk; with w (B,), every sum is weighted (weighted Pearson r, specificity, sensitivity;
+        n_fire stays a count)."""
         a, p = a.float(), p.float()
         pos = (p > 0).float()
         fire = (a > 0).float()
+        if w is not None:
+            self._update_weighted(a, p, pos, fire, w.float())
+            return
         self.n += a.shape[0]
         self.s_a += a.sum(0, dtype=torch.float64)
         self.s_aa += a.pow(2).sum(0, dtype=torch.float64)
@@ -198,6 +203,19 @@ class ProxyStats:
         self.mass_pos += (a.T @ pos).double()
         self.fire_pos += (fire.T @ pos).double()
         self.n_pos += pos.sum(0, dtype=torch.float64)
+        self.n_fire += fire.sum(0, dtype=torch.float64)
+
+    def _update_weighted(self, a, p, pos, fire, w) -> None:
+        aw, pw, posw = a * w[:, None], p * w[:, None], pos * w[:, None]
+        self.n += float(w.sum(dtype=torch.float64))
+        self.s_a += aw.sum(0, dtype=torch.float64)
+        self.s_aa += (aw * a).sum(0, dtype=torch.float64)
+        self.s_p += pw.sum(0, dtype=torch.float64)
+        self.s_pp += (pw * p).sum(0, dtype=torch.float64)
+        self.s_ap += (a.T @ pw).double()
+        self.mass_pos += (a.T @ posw).double()
+        self.fire_pos += (fire.T @ posw).double()
+        self.n_pos += posw.sum(0, dtype=torch.float64)
         self.n_fire += fire.sum(0, dtype=torch.float64)
 
     def result(self) -> dict[str, np.ndarray]:
@@ -216,20 +234,23 @@ class ProxyStats:
 
 @torch.no_grad()
 def match_proxies(store, proxy_points: np.ndarray, encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]],
-                  n_points: int, batch_size: int = 8192) -> dict[str, dict[str, np.ndarray]]:
+                  n_points: int, batch_size: int = 8192,
+                  weights: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
     """One pass over the first n_points rows of `store`: ProxyStats for every encoder (e.g. {"features":
-    sae.encode, "neurons": identity}) against the (n_points, P) proxy values."""
+    sae.encode, "neurons": identity}) against the (n_points, P) proxy values; weighted by `weights`
+    (n_points,) when given (superposition.mix_weights: the points re-weighted to the training mix)."""
     stats: dict[str, ProxyStats] = {}
     P = proxy_points.shape[1]
     for start in range(0, n_points, batch_size):
         stop = min(start + batch_size, n_points)
         x = store.read(start, stop)
         p = torch.from_numpy(np.ascontiguousarray(proxy_points[start:stop], dtype=np.float32))
+        w = None if weights is None else torch.from_numpy(np.asarray(weights[start:stop], dtype=np.float32))
         for name, enc in encoders.items():
             a = enc(x)
             if name not in stats:
                 stats[name] = ProxyStats(a.shape[1], P)
-            stats[name].update(a, p)
+            stats[name].update(a, p, w)
     return {name: s.result() for name, s in stats.items()}
 
 

@@ -1,11 +1,14 @@
-"""The feature browser's inputs: the browsed dictionary, its model, validation store and token stream, and
-the dictionaries it is compared with (other sizes of the same model for splitting, the partner model's for
-universality), loaded from the artifacts (`load_inputs`) or built in memory by a test.
+"""The feature browser's inputs: the browsed dictionary, its model, validation store and token stream, the
+dictionaries it is compared with (other sizes of the same model for splitting, the partner model's for
+universality) and its feature automata (from the interpretability stage's metrics, when that stage analysed
+this dictionary), loaded from the artifacts (`load_inputs`) or built in memory by a test.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -47,6 +50,18 @@ class BrowserInputs:
     split: list[Partner] = field(default_factory=list)
     compare: Partner | None = None
     sigma_contexts: int = SIGMA_CONTEXTS  # val contexts of the logit weights' σ̄ (logit_weights.residual_scale)
+    automata: list[dict] = field(default_factory=list)  # the run's feature automata (load_automata); [] if none
+
+
+def load_automata(path: str | Path, run: str) -> list[dict]:
+    """The feature automata of dictionary `run` found by the interpretability stage (analysis/automata.py):
+    `automata.found` of its metrics file (metrics/analysis/interpretability.json) when `automata.run` is `run`;
+    [] when the file is missing or holds another dictionary's automata."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    section = json.loads(path.read_text(encoding="utf-8")).get("automata") or {}
+    return list(section.get("found") or []) if section.get("run") == run else []
 
 
 def related_runs(name: str, sae_runs: dict, cfg) -> tuple[str | None, list[str]]:
@@ -70,7 +85,8 @@ def related_runs(name: str, sae_runs: dict, cfg) -> tuple[str | None, list[str]]
 
 def load_inputs(params, cfg, log: Callable[[str], None] = print) -> BrowserInputs:
     """Everything `gather` needs for dictionary cfg.run (a ConfigError when it is not in sae_runs), from the
-    artifacts; a partner whose artifacts are missing is left out with a warning."""
+    artifacts (and the automata from metrics/analysis/interpretability.json when they are cfg.run's); a
+    partner whose artifacts are missing is left out with a warning."""
     name = cfg.run
     run = params.sae_run(name)
     store = ActivationStore(paths.activations_dir(run.model, "val"))
@@ -105,4 +121,5 @@ def load_inputs(params, cfg, log: Callable[[str], None] = print) -> BrowserInput
         model=Transformer.load(paths.model_dir(run.model)), store=store, index=store.index(),
         tokens=val.tokens, doc_subset=val.doc_subset, subsets=val.subsets, tok=tok, llr=llr,
         split=split, compare=compare, ultralow_density=params.evaluate.ultralow_density,
-        dense_density=params.evaluate.dense_density)
+        dense_density=params.evaluate.dense_density,
+        automata=load_automata(paths.analysis_metrics("interpretability"), name))

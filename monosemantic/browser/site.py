@@ -5,7 +5,8 @@ What is shown is computed in data.py; this module encodes it for the app in asse
 Output layout (`write_site`):
 
     OUT/index.html, browser.js, browser.css       the app (monosemantic/browser/assets, copied verbatim)
-    OUT/data/index.js                             window.BROWSER_INDEX = {...}: per-feature columns, vocab
+    OUT/data/index.js                             window.BROWSER_INDEX = {...}: per-feature columns, vocab,
+                                                  the feature automata (automata_entries)
     OUT/data/features_NNNN.js                     window.BROWSER_CHUNK(NNNN, {...}): chunk_features pages
 
 Data files are <script>s, not fetch()ed JSON (Chromium blocks fetch from file://). A context's tokens are
@@ -121,6 +122,40 @@ def _round(x, sig: int = 4):
     return float(f"{x:.{sig}g}")
 
 
+def _edge_value(a: dict, key: str, m: int, rounded: bool = True):
+    """Edge m's value of per-edge list `key` of automaton a (None when not recorded, e.g. in a file from
+    before the causal check)."""
+    v = a.get(key)
+    v = None if v is None or v[m] is None else v[m]
+    return v if v is None or not rounded else _round(v)
+
+
+def automata_entries(automata: list[dict], n_features: int) -> tuple[list[dict], dict[int, list[int]]]:
+    """The feature automata (analysis/automata.py, as in metrics/analysis/interpretability.json) as the site
+    shows them: per automaton its states, each state's top tokens, its edges (from, to, lift, logit support,
+    pinned / ablated / natural rate of the causal check, causal: true, false or null when not recorded) and an
+    example token path; and {feature: the automata it is a state of}. An automaton with a state outside the
+    dictionary is left out."""
+    out, of = [], {}
+    for a in automata:
+        states = [int(s) for s in a["states"]]
+        if not all(0 <= s < n_features for s in states):
+            continue
+        edges = []
+        for m, (i, j) in enumerate(a["edges"]):
+            causal = _edge_value(a, "causal", m, rounded=False)
+            edges.append({"from": int(i), "to": int(j), "lift": _edge_value(a, "lift", m),
+                          "support": _edge_value(a, "logit_support", m), "pinned": _edge_value(a, "pinned_rate", m),
+                          "ablated": _edge_value(a, "baseline_rate", m), "natural": _edge_value(a, "natural_rate", m),
+                          "causal": None if causal is None else bool(causal)})
+        tokens = a.get("state_tokens") or {}
+        for s in dict.fromkeys(states):
+            of.setdefault(s, []).append(len(out))
+        out.append({"states": states, "tokens": [list(tokens.get(str(s), [])) for s in states], "edges": edges,
+                    "example": a.get("example", "")})
+    return out, of
+
+
 def site_data(inp: BrowserInputs, data: FeatureData, cfg) -> dict:
     """The site's data: {"index": the per-feature columns and the vocabulary, "features": a page per feature}."""
     summ, F = data.summary, len(data.summary["density"])
@@ -128,6 +163,7 @@ def site_data(inp: BrowserInputs, data: FeatureData, cfg) -> dict:
     width = 2 if len(labels) <= 64 ** 2 else 3
     Wl, (lmin, lmax), uni = data.logit_weights, data.logit_range, data.universality
     features, act_tokens = [], []
+    automata, automata_of = automata_entries(inp.automata, F)
     p = 0  # the next example's row in data.windows
     for i in range(F):
         ex, fmax, counts, p = _examples(data, i, p, labels, vbytes, width)
@@ -144,6 +180,7 @@ def site_data(inp: BrowserInputs, data: FeatureData, cfg) -> dict:
             "px": _round(data.proxy_r[i]) if data.proxy_names else [],
             "ss": _round(summ["subset_share"][i], 3),
             "ex": ex,
+            **({"au": automata_of[i]} if i in automata_of else {}),
         })
 
     _, dens_counts, dead = metrics.log10_density_histogram(summ["density"], LOG_DENSITY_LO, 0, LOG_DENSITY_WIDTH)
@@ -168,6 +205,7 @@ def site_data(inp: BrowserInputs, data: FeatureData, cfg) -> dict:
         "act_tokens": act_tokens,
         "logit_tokens": [[int(t) for t in data.logit_top[i][:3]] for i in range(F)],
         "sigma": _round(data.sigma),
+        "automata": automata,
     }
     return {"index": index, "features": features}
 

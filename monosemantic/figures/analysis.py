@@ -277,37 +277,44 @@ def toy_figure(by_size: list[dict], by_l1: list[dict], n_true: int, path: str | 
 def dose_response_figure(rows: list[dict], path: str | Path) -> None:
     """The superposition experiment (superposition.py): per proxy, Pearson r with the proxy against the rare
     context's share of the training tokens, for the best feature, the best neuron and the neuron nearest to the
-    feature. Hollow markers: the context is not learned (val loss >= its unigram loss). Arms with more transformer
-    tokens or more SAE points are drawn as separate markers, not joined to the lines."""
+    feature; top row on the natural validation split, bottom row (when measured) on the same points weighted to
+    each arm's training mix. Hollow markers: the context is not learned (val loss >= its unigram loss). Arms
+    with more transformer tokens or more SAE points are drawn as separate markers, not joined to the lines."""
     proxies = list(dict.fromkeys(r["proxy"] for r in rows))
-    fig, axes = plt.subplots(1, len(proxies), figsize=(3.4 * len(proxies), 3.3), sharey=True, squeeze=False)
+    views = [("natural validation split", lambda r: r)]
+    if any("at_training_mix" in r for r in rows):
+        views.append(("at each arm's training mix", lambda r: r.get("at_training_mix")))
+    fig, axes = plt.subplots(len(views), len(proxies), figsize=(3.4 * len(proxies), 3.0 * len(views) + 0.6),
+                             sharey=True, squeeze=False)
     series = (("feature_r", "best feature", "C0", "o"), ("best_neuron_r", "best neuron", "C3", "s"),
               ("nearest_neuron_r", "neuron nearest the feature", "C2", "^"))
-    for ax, k in zip(axes[0], proxies):
-        sel = [r for r in rows if r["proxy"] == k]
-        base = sorted((r for r in sel if r["tokens_mult"] == 1 and r["sae_points_mult"] == 1), key=lambda r: r["share"])
-        extra = [r for r in sel if r not in base]
-        for key, label, color, marker in series:
-            ax.plot([r["share"] for r in base], [r[key] for r in base], color=color, lw=1.2, label=label)
-            for r in base + extra:
-                tag = "" if r in base else (f"{r['tokens_mult']}x tokens" if r["tokens_mult"] > 1
-                                            else f"{r['sae_points_mult']}x SAE points")
-                x = r["share"] * (1.35 if tag else 1.0)  # beside the arm of the same share
-                ax.scatter(x, r[key], marker="*" if tag else marker, s=80 if tag else 28, color=color,
-                           facecolors=color if r["context_learned"] else "none", zorder=3)
-                if tag and key == "feature_r":
-                    ax.annotate(tag, (x, r[key]), fontsize=6, xytext=(4, 2), textcoords="offset points")
-        ax.set_xscale("log")
-        ticks = sorted({r["share"] for r in sel})
-        ax.set_xticks(ticks, [f"{100 * t:.2g}%" for t in ticks], fontsize=7)
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())
-        ax.set_title(k)
-        ax.set_xlabel("share of training tokens")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("Pearson r with the proxy")
+    for row_axes, (view, get) in zip(axes, views):
+        for ax, k in zip(row_axes, proxies):
+            sel = [r for r in rows if r["proxy"] == k and get(r) is not None]
+            base = sorted((r for r in sel if r["tokens_mult"] == 1 and r["sae_points_mult"] == 1),
+                          key=lambda r: r["share"])
+            extra = [r for r in sel if r not in base]
+            for key, label, color, marker in series:
+                ax.plot([r["share"] for r in base], [get(r)[key] for r in base], color=color, lw=1.2, label=label)
+                for r in base + extra:
+                    tag = "" if r in base else (f"{r['tokens_mult']}x tokens" if r["tokens_mult"] > 1
+                                                else f"{r['sae_points_mult']}x SAE points")
+                    x = r["share"] * (1.35 if tag else 1.0)  # beside the arm of the same share
+                    ax.scatter(x, get(r)[key], marker="*" if tag else marker, s=80 if tag else 28, color=color,
+                               facecolors=color if r["context_learned"] else "none", zorder=3)
+                    if tag and key == "feature_r":
+                        ax.annotate(tag, (x, get(r)[key]), fontsize=6, xytext=(4, 2), textcoords="offset points")
+            ax.set_xscale("log")
+            ticks = sorted({r["share"] for r in sel})
+            ax.set_xticks(ticks, [f"{100 * t:.2g}%" for t in ticks], fontsize=7)
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
+            ax.set_title(f"{k} ({view})", fontsize=8)
+            ax.set_xlabel("share of training tokens")
+            ax.grid(alpha=0.3)
+        row_axes[0].set_ylabel("Pearson r with the proxy")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
     fig.suptitle("Rare contexts: features vs neurons as the context's share falls (hollow: context not learned; "
-                 "stars: more transformer tokens)", fontsize=9)
-    fig.subplots_adjust(bottom=0.25)
+                 "stars: more transformer tokens or SAE points)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     _save(fig, path)

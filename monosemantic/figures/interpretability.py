@@ -67,7 +67,8 @@ def rubric_figure(totals: dict[str, np.ndarray], path: str | Path, hand: dict[st
 
 def automata_figure(automata: list[dict], path: str | Path) -> None:
     """Paper Fig. 11 analogue: each automaton as a graph (states = features with their top tokens; edges with
-    lift and pinned rate) and an example token path from the validation text."""
+    lift and the causal check's pinned vs ablated rate, solid and marked "causal" when it confirms the edge,
+    dashed otherwise) and an example token path from the validation text."""
     from matplotlib.patches import Circle, FancyArrowPatch
 
     n = max(len(automata), 1)
@@ -92,18 +93,21 @@ def automata_figure(automata: list[dict], path: str | Path) -> None:
         for m, (i, j) in enumerate(a["edges"]):
             pr = a.get("pinned_rate", [None] * len(a["edges"]))[m]
             br = a.get("baseline_rate", [None] * len(a["edges"]))[m]
+            causal = a.get("causal", [None] * len(a["edges"]))[m]
             label = f"lift {a['lift'][m]:.0f}" + (f"\npinned {pr:.0%}" if pr is not None else "") + \
-                (f" (unpinned {br:.0%})" if br is not None else "")
+                (f" vs ablated {br:.0%}" if br is not None else "") + \
+                ("" if causal is None else ": causal" if causal else ": not causal")
+            style = "--" if causal is False else "-"
             if i == j:
                 x, y = xy[i]
                 ax.add_patch(FancyArrowPatch((x - 0.2, y + 0.33), (x + 0.2, y + 0.33), connectionstyle="arc3,rad=-1.6",
-                                             arrowstyle="-|>", mutation_scale=12, lw=1.3, color="#444"))
+                                             arrowstyle="-|>", mutation_scale=12, lw=1.3, color="#444", ls=style))
                 ax.text(x, y + 0.98, label, ha="center", fontsize=7)
             else:
                 (x0, y0), (x1, y1) = xy[i], xy[j]
                 rad = -0.4
                 ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
-                                             mutation_scale=12, lw=1.3, color="#444", shrinkA=20, shrinkB=20))
+                                             mutation_scale=12, lw=1.3, color="#444", shrinkA=20, shrinkB=20, ls=style))
                 ym = y0 + (0.62 if x0 < x1 else -0.62)
                 ax.text((x0 + x1) / 2, ym, label, ha="center", va="center", fontsize=7)
         if a.get("example"):

@@ -51,6 +51,13 @@ def evaluate_run(params: Params, name: str, device) -> tuple[dict, np.ndarray]:
               # dead-neuron resampling during training: how many features each resampling step replaced
               "resampling": [{"step": r["step"], "n_dead": r["n_dead"], "n_resampled": r["n_resampled"]}
                              for r in resampling]}
+    if cfg.train_density_points > 0:
+        # the paper's 1e-6 threshold needs millions of points: count firings on the training split's store too
+        train = ActivationStore(paths.activations_dir(run.model, "train"))
+        n_train = min(cfg.train_density_points, train.n_points)
+        counts = metrics.fire_counts(lambda x: sae.encode(x.to(device)).cpu(), train, n_train)
+        counts = counts + np.rint(density * store.n_points).astype(np.int64)
+        result["train_density"] = metrics.count_density_report(counts, n_train + store.n_points)
     return result, density
 
 

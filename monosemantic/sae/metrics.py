@@ -221,3 +221,28 @@ def density_populations(density: np.ndarray, width: float = 0.25, min_gap: float
     out["ultralow_cluster"] = int((alive < threshold).sum())
     out["threshold_log10"] = round(threshold, 4)
     return out
+
+
+PAPER_ULTRALOW = 1e-6  # the paper's A/1 ultralow threshold (168 dead + 292 below 1e-6, of 4096)
+
+
+@torch.no_grad()
+def fire_counts(encode: Callable[[Tensor], Tensor], store, n_points: int, batch_size: int = 8192) -> np.ndarray:
+    """Firings per feature over the first n_points rows of a store (int64)."""
+    counts = None
+    for start in range(0, n_points, batch_size):
+        f = encode(store.read(start, min(start + batch_size, n_points)))
+        c = (f > 0).sum(0).to(torch.int64)
+        counts = c if counts is None else counts + c
+    return counts.numpy()
+
+
+def count_density_report(counts: np.ndarray, n_points: int, ultralow: float = PAPER_ULTRALOW) -> dict:
+    """Dead and ultralow features from firing counts over n_points, with the paper's threshold: dead = never
+    fired; ultralow = alive with density below `ultralow` (fewer than ultralow·n_points firings, which this
+    report states); and the density histogram's two populations (density_populations)."""
+    density = counts / n_points
+    return {"points": int(n_points), "firings_at_ultralow": round(ultralow * n_points, 3),
+            "ultralow_density": ultralow, "dead": int((counts == 0).sum()),
+            "ultralow": int(((counts > 0) & (density < ultralow)).sum()),
+            "density_populations": density_populations(density)}

@@ -32,6 +32,9 @@ def headline(sweep: pd.DataFrame, run: str) -> dict:
         "a1_dead_frac": float(head["dead_frac"]),
         "a1_ultralow_frac": float(head["ultralow_frac"]),
         "a1_density_populations": head["density_populations"],  # dead + the ultralow cluster (Fig. 12's valley)
+        # firings counted on the training split too, so that the paper's 1e-6 means a few firings
+        **({"a1_train_density": head["train_density"]}
+           if "train_density" in head and isinstance(head["train_density"], dict) else {}),
         "loss_recovered_by_size": {str(int(r["n_features"])): float(r["frac_loss_recovered"])
                                    for _, r in same.sort_values("n_features").iterrows()},
     }

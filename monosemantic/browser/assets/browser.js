@@ -313,6 +313,9 @@
       el("div", {"class": "panel"}, [el("h3", {text: "Feature splitting: most similar features"})].concat(sim)),
       el("div", {"class": "panel"}, [el("h3", {text: "Universality: best-matching features"})].concat(uni))]));
 
+    var au = automataSection(i, F);
+    if (au) app.appendChild(au);
+
     var sec = el("section", {id: "contexts"});
     sec.appendChild(el("h2", {text: "Contexts (each token shaded by this feature's activation; the example token outlined)"}));
     if (!F.ex.length) sec.appendChild(el("p", {"class": "empty", text: "No examples: the feature never fires on the validation tokens."}));
@@ -324,6 +327,48 @@
     });
     app.appendChild(sec);
     window.scrollTo(0, 0);
+  }
+
+  // ------------------------------------------------------------------ feature automata (paper Fig. 11)
+  function rate(x) { return x === null || x === undefined ? "–" : pct(x); }
+  function stateLink(s, i) {
+    return el("a", {href: "#f=" + s, "class": "automaton-state" + (s === i ? " current" : ""), text: "#" + s});
+  }
+  function automataSection(i, F) {
+    var ids = F.au || [], all = IDX.automata || [];
+    if (!ids.length || !all.length) return null;
+    var sec = el("section", {id: "automata"});
+    sec.appendChild(el("h2", {text: "Automata"}));
+    sec.appendChild(el("p", {"class": "stat", text: "Edge i → j: j fires on the next token after i, far above " +
+      "chance (lift), i's logit weights promote the tokens j fires on (logit support), and the causal check: " +
+      "at validation positions where i fires, the next token sampled with i pinned at its peak vs ablated " +
+      "(and left alone), and how often j fires on it."}));
+    ids.forEach(function (k) {
+      var a = all[k];
+      if (!a) return;
+      var div = el("div", {"class": "automaton"});
+      var head = [el("b", {text: a.states.length === 1 ? "Self-loop: " : a.states.length + "-state cycle: "})];
+      a.states.forEach(function (s, m) {
+        if (m) head.push(" ⇄ ");
+        head.push(stateLink(s, i));
+        (a.tokens[m] || []).forEach(function (t) { head.push(el("span", {"class": "tokchip", text: show(t)})); });
+      });
+      div.appendChild(el("p", {}, head));
+      var rows = a.edges.map(function (e) {
+        return el("tr", {}, [el("td", {}, [stateLink(e.from, i), " → ", stateLink(e.to, i)]),
+          el("td", {"class": "num", text: fmt(e.lift)}), el("td", {"class": "num", text: fmt(e.support)}),
+          el("td", {"class": "num", text: rate(e.pinned)}), el("td", {"class": "num", text: rate(e.ablated)}),
+          el("td", {"class": "num", text: rate(e.natural)}),
+          el("td", {"class": e.causal ? "causal yes" : "causal", text: e.causal === null || e.causal === undefined ? "–" : (e.causal ? "yes" : "no")})]);
+      });
+      div.appendChild(el("table", {"class": "features automaton-edges"}, [el("thead", {}, [el("tr", {},
+        ["Edge", "Lift", "Logit support", "j fires: pinned", "ablated", "natural", "Causal"].map(function (h) {
+          return el("th", {text: h}); }))]), el("tbody", {}, rows)]));
+      if (a.example) div.appendChild(el("p", {"class": "automaton-example"}, ["Example path: ",
+        el("span", {"class": "tokchip", text: show(a.example)})]));
+      sec.appendChild(div);
+    });
+    return sec;
   }
 
   // ------------------------------------------------------------------ routing
