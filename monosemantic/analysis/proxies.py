@@ -191,27 +191,16 @@ class ProxyStats:
         a, p = a.float(), p.float()
         pos = (p > 0).float()
         fire = (a > 0).float()
-        if w is not None:
-            self._update_weighted(a, p, pos, fire, w.float())
-            return
-        self.n += a.shape[0]
-        self.s_a += a.sum(0, dtype=torch.float64)
-        self.s_aa += a.pow(2).sum(0, dtype=torch.float64)
-        self.s_p += p.sum(0, dtype=torch.float64)
-        self.s_pp += p.pow(2).sum(0, dtype=torch.float64)
-        self.s_ap += (a.T @ p).double()
-        self.mass_pos += (a.T @ pos).double()
-        self.fire_pos += (fire.T @ pos).double()
-        self.n_pos += pos.sum(0, dtype=torch.float64)
-        self.n_fire += fire.sum(0, dtype=torch.float64)
-
-    def _update_weighted(self, a, p, pos, fire, w) -> None:
-        aw, pw, posw = a * w[:, None], p * w[:, None], pos * w[:, None]
-        self.n += float(w.sum(dtype=torch.float64))
+        if w is None:
+            aw, pw, posw, n = a, p, pos, a.shape[0]
+        else:
+            wc = w.float()[:, None]
+            aw, pw, posw, n = a * wc, p * wc, pos * wc, float(w.sum(dtype=torch.float64))
+        self.n += n
         self.s_a += aw.sum(0, dtype=torch.float64)
-        self.s_aa += (aw * a).sum(0, dtype=torch.float64)
+        self.s_aa += (a.pow(2) if w is None else aw * a).sum(0, dtype=torch.float64)
         self.s_p += pw.sum(0, dtype=torch.float64)
-        self.s_pp += (pw * p).sum(0, dtype=torch.float64)
+        self.s_pp += (p.pow(2) if w is None else pw * p).sum(0, dtype=torch.float64)
         self.s_ap += (a.T @ pw).double()
         self.mass_pos += (a.T @ posw).double()
         self.fire_pos += (fire.T @ posw).double()
@@ -239,19 +228,30 @@ def match_proxies(store, proxy_points: np.ndarray, encoders: dict[str, Callable[
     """One pass over the first n_points rows of `store`: ProxyStats for every encoder (e.g. {"features":
     sae.encode, "neurons": identity}) against the (n_points, P) proxy values; weighted by `weights`
     (n_points,) when given (superposition.mix_weights: the points re-weighted to the training mix)."""
-    stats: dict[str, ProxyStats] = {}
+    return match_proxies_weighted(store, proxy_points, encoders, n_points, batch_size, [weights])[0]
+
+
+@torch.no_grad()
+def match_proxies_weighted(store, proxy_points: np.ndarray,
+                           encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]], n_points: int,
+                           batch_size: int, weightings: list[np.ndarray | None]) -> list[dict[str, dict]]:
+    """match_proxies under every weighting of `weightings` (None: unweighted) from one pass: each chunk is
+    read and encoded once. One result per weighting, in order."""
+    stats: list[dict[str, ProxyStats]] = [{} for _ in weightings]
     P = proxy_points.shape[1]
     for start in range(0, n_points, batch_size):
         stop = min(start + batch_size, n_points)
         x = store.read(start, stop)
         p = torch.from_numpy(np.ascontiguousarray(proxy_points[start:stop], dtype=np.float32))
-        w = None if weights is None else torch.from_numpy(np.asarray(weights[start:stop], dtype=np.float32))
+        ws = [None if w is None else torch.from_numpy(np.asarray(w[start:stop], dtype=np.float32))
+              for w in weightings]
         for name, enc in encoders.items():
             a = enc(x)
-            if name not in stats:
-                stats[name] = ProxyStats(a.shape[1], P)
-            stats[name].update(a, p, w)
-    return {name: s.result() for name, s in stats.items()}
+            for st, w in zip(stats, ws):
+                if name not in st:
+                    st[name] = ProxyStats(a.shape[1], P)
+                st[name].update(a, p, w)
+    return [{name: s.result() for name, s in st.items()} for st in stats]
 
 
 def best_match(res: dict[str, np.ndarray], j: int) -> dict:

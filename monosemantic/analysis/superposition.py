@@ -40,7 +40,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from monosemantic.analysis import proxies as px  # proxy -> the corpus subset whose documents are that context
+from monosemantic.analysis import proxies as px
+from monosemantic.lm.store import ArrayStore
+
+# proxy -> the corpus subset whose documents are that context
 PROXY_SUBSET = {"arabic": "Arabic", "hebrew": "Hebrew", "dna": "DNA", "base64": "Base64"}
 DEDICATED_MASS = 0.75
 COEF_THRESHOLD = 0.1
@@ -136,11 +139,10 @@ def mass_share(acts: np.ndarray, on: np.ndarray, w: np.ndarray | None = None) ->
     points `on` (a context's tokens; a proxy's positive tokens: the specificity of proxies.py), 0 for a unit
     that never fires; points weighted by w when given."""
     if w is not None:
-        wa = acts * (np.asarray(w, dtype=np.float64)[:, None] if acts.ndim == 2 else np.asarray(w, np.float64))
-        total, inside = wa.sum(axis=0), wa[on].sum(axis=0)
-    else:
-        total = acts.sum(axis=0, dtype=np.float64)
-        inside = acts[on].sum(axis=0, dtype=np.float64)
+        w = np.asarray(w, dtype=np.float64)
+        acts = acts * (w[:, None] if acts.ndim == 2 else w)
+    total = acts.sum(axis=0, dtype=np.float64)
+    inside = acts[on].sum(axis=0, dtype=np.float64)
     return np.where(total > 0, inside / np.where(total > 0, total, 1.0), 0.0)
 
 
@@ -220,18 +222,19 @@ def features_vs_neurons(store, sae, val, llr: dict[str, np.ndarray], n_points: i
     ctx = {k: (subset == val.subsets.index(PROXY_SUBSET[k]) if PROXY_SUBSET.get(k) in val.subsets
                else np.zeros(n_points, bool)) for k in names}
     pos = {k: llr[k][tids] > 0 for k in names}
-    res = px.match_proxies(store, points, {"features": sae.encode, "neurons": lambda x: x}, n_points, batch_size)
+    w, per_subset = mix_weights(subset, val.subsets, target_shares) if target_shares is not None else (None, None)
+    # one pass over the neurons already read: unweighted, and weighted to the training mix when asked
+    res, *res_w = px.match_proxies_weighted(ArrayStore(torch.from_numpy(neurons)), points,
+                                            {"features": sae.encode, "neurons": lambda x: x}, n_points, batch_size,
+                                            [None] + ([w] if w is not None else []))
     alive = (feature_counts > 0) if feature_counts is not None else (res["features"]["n_fire"] > 0)
     out = {"n_points": int(n_points), "proxies": {}, "decoder_spread_alive": spread_summary(spread, alive)}
     docs = np.asarray(index["doc"][:n_points])
     out["proxies"] = _compare(sae, neurons, points, names, res, spread, ctx, pos, batch_size, None, docs)
-    if target_shares is not None:
-        w, per_subset = mix_weights(subset, val.subsets, target_shares)
-        res_w = px.match_proxies(store, points, {"features": sae.encode, "neurons": lambda x: x}, n_points,
-                                 batch_size, weights=w)
+    if w is not None:
         out["at_training_mix"] = {"target_shares": {s: round(float(v), 6) for s, v in target_shares.items()},
                                   "weights": per_subset,
-                                  "proxies": _compare(sae, neurons, points, names, res_w, spread, ctx, pos,
+                                  "proxies": _compare(sae, neurons, points, names, res_w[0], spread, ctx, pos,
                                                       batch_size, w, docs)}
     return out
 

@@ -173,7 +173,7 @@ class ActivationStore:
 
 
 class ArrayStore:
-    """An in-memory store with the same read interface (tests, toy models)."""
+    """An in-memory store with the same read interface (tests, toy models, activations already read)."""
 
     def __init__(self, x: torch.Tensor):
         self.x = x.float()
