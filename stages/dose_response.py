@@ -15,9 +15,11 @@ from monosemantic.utils import write_json
 
 @stage()
 def main(params) -> None:
-    rows = dose_response(load_arms(params.superposition.arms))
+    arms = params.superposition.arms
+    rows = dose_response(load_arms(arms))
     write_json(paths.DOSE_RESPONSE, {"dose_response": rows})
-    figs.dose_response_figure(rows, paths.figure("superposition_dose_response.png"))
+    mixed = {name for name, arm in arms.items() if len(set(arm.mix.values())) > 1}  # contexts at different shares
+    figs.dose_response_figure(rows, paths.figure("superposition_dose_response.png"), mixed)
     for r in rows:
         print(f"{r['arm']:>24} {r['proxy']:>7} share {r['share']:.4f}: feature r {r['feature_r']:.3f} | best neuron "
               f"{r['best_neuron_r']:.3f} | nearest {r['nearest_neuron_r']:.3f} | learned {r['context_learned']}")

@@ -83,3 +83,19 @@ def test_load_arms_and_the_table(tmp_path, monkeypatch):
         ("natural", "arabic", 0.7, 2), ("natural", "dna", 0.5, 2)]
     assert rows[0]["at_training_mix"]["feature_r"] == 0.8 and "at_training_mix" not in rows[1]
     assert rows[0]["at_training_mix"]["specificity_at_matched_sensitivity"] == {"feature": 1.0}
+
+
+def test_figure_joins_only_plain_single_share_arms(tmp_path):
+    from monosemantic.figures.analysis import dose_response_figure, dose_response_line_arms
+
+    def row(arm, proxy, share, tokens=1, points=1, learned=True):
+        return {"arm": arm, "proxy": proxy, "share": share, "tokens_mult": tokens, "sae_points_mult": points,
+                "feature_r": 0.5, "best_neuron_r": 0.4, "nearest_neuron_r": 0.3, "context_learned": learned}
+    rows = [row("natural", "arabic", 0.13), row("natural", "dna", 0.06),   # natural shares differ by context
+            row("rare_1pct", "arabic", 0.01), row("rare_1pct", "dna", 0.01),
+            row("rare_4x", "arabic", 0.003, tokens=4), row("rare_4x", "dna", 0.003, tokens=4),
+            row("mixed", "arabic", 0.003), row("mixed", "dna", 0.01, learned=False)]
+    assert dose_response_line_arms(rows, {"mixed"}) == {"natural", "rare_1pct"}
+    assert dose_response_line_arms(rows) == {"natural", "rare_1pct", "mixed"}
+    dose_response_figure(rows, tmp_path / "dose.png", {"mixed"})
+    assert (tmp_path / "dose.png").stat().st_size > 10_000

@@ -274,13 +274,22 @@ def toy_figure(by_size: list[dict], by_l1: list[dict], n_true: int, path: str | 
     _save(fig, path)
 
 
-def dose_response_figure(rows: list[dict], path: str | Path) -> None:
+def dose_response_line_arms(rows: list[dict], mixed: set[str] | frozenset = frozenset()) -> set[str]:
+    """The arms joined by the dose-response lines: the plain budget (tokens_mult and sae_points_mult 1) whose mix
+    gives every named context one share (natural included); the others (more tokens, more SAE points, the arms in
+    `mixed`, whose contexts have different shares) are separate markers."""
+    return {r["arm"] for r in rows if r["tokens_mult"] == 1 and r["sae_points_mult"] == 1 and r["arm"] not in mixed}
+
+
+def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | frozenset = frozenset()) -> None:
     """The superposition experiment (superposition.py): per proxy, Pearson r with the proxy against the rare
     context's share of the training tokens, for the best feature, the best neuron and the neuron nearest to the
     feature; top row on the natural validation split, bottom row (when measured) on the same points weighted to
     each arm's training mix. Hollow markers: the context is not learned (val loss >= its unigram loss). Arms
-    with more transformer tokens or more SAE points are drawn as separate markers, not joined to the lines."""
+    with more transformer tokens or more SAE points, or whose contexts have different shares, are drawn as
+    separate markers, not joined to the lines."""
     proxies = list(dict.fromkeys(r["proxy"] for r in rows))
+    on_line = dose_response_line_arms(rows, mixed)
     views = [("natural validation split", lambda r: r)]
     if any("at_training_mix" in r for r in rows):
         views.append(("at each arm's training mix", lambda r: r.get("at_training_mix")))
@@ -291,14 +300,14 @@ def dose_response_figure(rows: list[dict], path: str | Path) -> None:
     for row_axes, (view, get) in zip(axes, views):
         for ax, k in zip(row_axes, proxies):
             sel = [r for r in rows if r["proxy"] == k and get(r) is not None]
-            base = sorted((r for r in sel if r["tokens_mult"] == 1 and r["sae_points_mult"] == 1),
-                          key=lambda r: r["share"])
+            base = sorted((r for r in sel if r["arm"] in on_line), key=lambda r: r["share"])
             extra = [r for r in sel if r not in base]
             for key, label, color, marker in series:
                 ax.plot([r["share"] for r in base], [get(r)[key] for r in base], color=color, lw=1.2, label=label)
                 for r in base + extra:
                     tag = "" if r in base else (f"{r['tokens_mult']}x tokens" if r["tokens_mult"] > 1
-                                                else f"{r['sae_points_mult']}x SAE points")
+                                                else f"{r['sae_points_mult']}x SAE points"
+                                                if r["sae_points_mult"] > 1 else "mixed shares")
                     x = r["share"] * (1.35 if tag else 1.0)  # beside the arm of the same share
                     ax.scatter(x, get(r)[key], marker="*" if tag else marker, s=80 if tag else 28, color=color,
                                facecolors=color if r["context_learned"] else "none", zorder=3)
@@ -315,6 +324,6 @@ def dose_response_figure(rows: list[dict], path: str | Path) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
     fig.suptitle("Rare contexts: features vs neurons as the context's share falls (hollow: context not learned; "
-                 "stars: more transformer tokens or SAE points)", fontsize=9)
+                 "stars: more transformer tokens or SAE points, or mixed shares)", fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     _save(fig, path)
