@@ -9,7 +9,9 @@ Measured in one process, on one machine (results: benchmarks/results/<cpu-model>
 2. Transformer (params.yaml's: d_model 128, 4 heads, n_ctx 128, vocab 4096, batch 32): tokens/s of the body of
    `lm.train`'s step (forward under `utils.autocast(device, precision)`, cross-entropy, backward, gradient
    clipping, AdamW) with precision fp32 and bf16, and of activation sampling (`Transformer.mlp_acts`, 64 contexts
-   × 32 sampled positions) in both precisions. Deterministic algorithms on, as in `lm.train`.
+   × 32 sampled positions) in both precisions. Deterministic algorithms on, as in `lm.train`. The step is timed
+   with both `transformer.kernels` (reference: autograd on the logits; fused: model.train_loss's fp32 attention
+   and fused unembedding + cross-entropy, lm/fused.py).
 3. SAE step (d 512, batch 8192) at the A/1 shape (4096 features) and at 16,384 features: samples/s of ours in
    fp32 (`SAETrainer`, fast_path auto, encoder_screen fp32), ours bf16-screened (encoder_screen bf16:
    `sae.EncoderScreen`) and SAELens (`sae_lens.SAETrainer.step`, when installed: `pip install -e '.[bench]'`),
@@ -17,7 +19,8 @@ Measured in one process, on one machine (results: benchmarks/results/<cpu-model>
    artifacts/sae/A_4096 when present (16,384: it tiled 4× with b_e lowered to the same L0, see sae_speed.py),
    else a stand-in (fresh init, b_e shifted to L0 ≈ 20).
 
-The headline keys (issue 14): gemm_gflops {fp32, bf16}, transformer_tokens_per_s {fp32, bf16},
+The headline keys (issue 14): gemm_gflops {fp32, bf16}, transformer_tokens_per_s {fp32, bf16} (reference
+kernels), transformer_tokens_per_s_fused {fp32, bf16},
 activation_sampling_tokens_per_s {fp32, bf16}, sae_samples_per_s {ours_fp32, ours_bf16_screened, sae_lens} at the
 A/1 shape, sae_samples_per_s_16384 {…}. Everything else (per-step times, L0, screen candidates per row, fractions
 of the peaks, load average) is beside them. --quick: tiny sizes for a smoke test (not a measurement).
@@ -93,8 +96,9 @@ def gemm_peaks(sizes: list[tuple[int, int, int]], repeats: int, device: torch.de
 
 
 def bench_transformer(precision: str, steps: int, warmup: int, device: torch.device, tc: TransformerConfig,
-                      ac: ActivationsConfig, vocab: int) -> dict:
-    """tokens/s of one lm.train step and of activation sampling, under utils.autocast(device, precision)."""
+                      ac: ActivationsConfig, vocab: int, kernels: str = "reference") -> dict:
+    """tokens/s of one lm.train step (its loss by model.train_loss with `kernels`) and, for the reference
+    kernels, of activation sampling, under utils.autocast(device, precision)."""
     mc = ModelConfig(vocab_size=vocab, d_model=tc.d_model, d_mlp=tc.d_mlp, n_heads=tc.n_heads, n_ctx=tc.n_ctx)
     model = build_model(mc, 1).to(device)
     opt = make_optimizer(model, tc)
@@ -109,7 +113,7 @@ def bench_transformer(precision: str, steps: int, warmup: int, device: torch.dev
 
             def step():
                 with autocast(device, precision):
-                    loss = model.token_losses(batch).mean()
+                    loss = model.train_loss(batch, kernels, precision)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -120,6 +124,10 @@ def bench_transformer(precision: str, steps: int, warmup: int, device: torch.dev
             if i >= warmup:
                 times.append(t)
         train_tps = tc.batch_size * mc.n_ctx / statistics.median(times)
+        row = {"precision": precision, "kernels": kernels, "train_tokens_per_s": round(train_tps, 1),
+               "train_gflops": round(train_tps * lm_flops_per_token(mc, True) / 1e9, 2)}
+        if kernels != "reference":  # sampling has no backward and no loss: the same code for both kernels
+            return row
         model.eval()
         times = []
         for i in range(warmup + steps):
@@ -138,9 +146,7 @@ def bench_transformer(precision: str, steps: int, warmup: int, device: torch.dev
         sample_tps = ac.batch_contexts * mc.n_ctx / statistics.median(times)
     finally:
         torch.use_deterministic_algorithms(was_det)
-    return {"precision": precision, "train_tokens_per_s": round(train_tps, 1),
-            "train_gflops": round(train_tps * lm_flops_per_token(mc, True) / 1e9, 2),
-            "sampling_tokens_per_s": round(sample_tps, 1),
+    return {**row, "sampling_tokens_per_s": round(sample_tps, 1),
             "sampling_gflops": round(sample_tps * sampling_flops_per_token(mc, ac.tokens_per_context) / 1e9, 2)}
 
 
@@ -193,6 +199,7 @@ def bench_sae(name: str, sae: SparseAutoencoder, batches: list[torch.Tensor], st
 def markdown(res: dict) -> str:
     m, g = res["machine"], res["gemm_gflops"]
     t, a = res["transformer_tokens_per_s"], res["activation_sampling_tokens_per_s"]
+    tf = res["transformer_tokens_per_s_fused"]
     lines = [f"Machine: {m['cpu']} ({', '.join(m['isa'])}), {m['cores']} cores; torch {m['torch']}, "
              f"{res['threads']} threads, device {res['device']}; load average {res['loadavg_start']:.2f} → "
              f"{res['loadavg_end']:.2f}. GEMM peak fp32 {g['fp32']:.0f}, bf16 {g['bf16']:.0f} GFLOP/s "
@@ -200,6 +207,8 @@ def markdown(res: dict) -> str:
              "| | fp32 | bf16 | bf16 / fp32 |", "|---|---:|---:|---:|",
              f"| transformer training, tokens/s | {t['fp32']:,.0f} | {t['bf16']:,.0f} | "
              f"{t['bf16'] / t['fp32']:.2f}× |",
+             f"| transformer training, fused kernels, tokens/s | {tf['fp32']:,.0f} | {tf['bf16']:,.0f} | "
+             f"{tf['bf16'] / t['fp32']:.2f}× over reference fp32 |",
              f"| activation sampling, tokens/s | {a['fp32']:,.0f} | {a['bf16']:,.0f} | {a['bf16'] / a['fp32']:.2f}× |",
              "", f"| SAE step (d {res['sae'][0]['d']}, batch {res['sae'][0]['batch']}) | features | L0 | "
              "screen candidates / row | ours fp32 | ours bf16-screened | SAELens | fp32 / SAELens | "
@@ -258,9 +267,13 @@ def main(argv=None) -> int:
         tc = dataclasses.replace(tc, d_model=32, d_mlp=128, n_heads=2, n_ctx=32, batch_size=4)
         ac = dataclasses.replace(ac, batch_contexts=4, tokens_per_context=8)
         vocab = 512
-    res["transformer"] = [bench_transformer(p, steps, warmup, device, tc, ac, vocab) for p in ("fp32", "bf16")]
-    res["transformer_tokens_per_s"] = {r["precision"]: r["train_tokens_per_s"] for r in res["transformer"]}
-    res["activation_sampling_tokens_per_s"] = {r["precision"]: r["sampling_tokens_per_s"] for r in res["transformer"]}
+    res["transformer"] = [bench_transformer(p, steps, warmup, device, tc, ac, vocab, k)
+                          for k in ("reference", "fused") for p in ("fp32", "bf16")]
+    ref = [r for r in res["transformer"] if r["kernels"] == "reference"]
+    res["transformer_tokens_per_s"] = {r["precision"]: r["train_tokens_per_s"] for r in ref}
+    res["transformer_tokens_per_s_fused"] = {r["precision"]: r["train_tokens_per_s"] for r in res["transformer"]
+                                             if r["kernels"] == "fused"}
+    res["activation_sampling_tokens_per_s"] = {r["precision"]: r["sampling_tokens_per_s"] for r in ref}
     print(json.dumps(res["transformer"]), flush=True)
 
     batch, d, F = (256, 64, 512) if quick else (8192, D_DEFAULT, 4096)

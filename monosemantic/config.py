@@ -81,6 +81,9 @@ class TransformerConfig:
     shuffle_seed: int  # the random-transformer baseline: A's weights, each matrix permuted
     # share of the drawn training contexts per named subset (mix.py); the others share the rest by size; {}: natural
     mix: dict[str, float]
+    # the training step's kernels: reference (autograd on the plain forward) | fused (attention in fp32, the
+    # unembedding fused with the cross-entropy: model.train_loss, lm/fused.py; ~2x faster on CPUs)
+    kernels: Literal["reference", "fused"]
 
     def check(self) -> list[str]:
         errs = not_positive("transformer", self, ("d_model", "d_mlp", "n_heads", "n_ctx", "batch_size", "steps",

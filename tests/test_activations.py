@@ -149,7 +149,7 @@ def tiny_params() -> str:
     p["tokenizer"].update(vocab_size=320, train_chars=40000, min_frequency=2, max_documents=0)
     p["transformer"].update(d_model=16, d_mlp=32, n_heads=2, n_ctx=16, batch_size=8, steps=20, warmup_steps=2,
                             eval_every=10, eval_batches=2, checkpoint_every=10, seeds={"A": 1, "B": 2},
-                            shuffle_seed=3, mix={})
+                            shuffle_seed=3, mix={}, kernels="reference")
     p["activations"].update(n_points=600, tokens_per_context=4, val_points=100, shard_points=256, dtype="float16",
                             batch_contexts=16, seed=4, mode="stored", shuffle_buffer=64)
     p["sae"]["batch_size"] = 64

@@ -39,7 +39,7 @@ def make_stream(n_docs: int, seed: int) -> TokenStream:
 TINY = TransformerConfig(d_model=16, d_mlp=32, n_heads=2, n_ctx=16, batch_size=8, steps=12, lr=3e-3,
                          warmup_steps=2, min_lr_frac=0.1, betas=(0.9, 0.95), weight_decay=0.0, grad_clip=1.0,
                          eval_every=5, eval_batches=2, checkpoint_every=4, seeds={"A": 1, "B": 2}, shuffle_seed=3,
-                         mix={})
+                         mix={}, kernels="reference")
 MCFG = ModelConfig.from_params(TINY, VOCAB)
 
 
@@ -106,6 +106,17 @@ def test_training_learns_every_subset(streams, tmp_path):
     loss_tsv = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
     val_tsv = (tmp_path / "live" / "plots" / "metrics" / "val" / "loss.tsv").read_text().splitlines()
     assert len(loss_tsv) == 1 + 150 // lm.LOG_EVERY and len(val_tsv) == 1 + 3
+
+
+def test_fused_kernels_train_like_the_reference(streams):
+    """kernels: fused (model.train_loss) follows the reference run in fp32: same data, nearly the same weights."""
+    train, val = streams
+    ref, _ = lm.train(TINY, MCFG, 1, train, val, CPU, progress=False)
+    fused, _ = lm.train(dataclasses.replace(TINY, kernels="fused"), MCFG, 1, train, val, CPU, progress=False)
+    for (name, a), b in zip(ref.state_dict().items(), fused.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5, msg=name)
+    assert lm.fingerprint(TINY, MCFG, 1, train) != lm.fingerprint(dataclasses.replace(TINY, kernels="fused"),
+                                                                   MCFG, 1, train)
 
 
 class Killed(Exception):

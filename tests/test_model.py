@@ -111,3 +111,34 @@ def test_save_load_roundtrip(model, tokens, tmp_path):
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread(one_thread):
     """Tiny models: run torch single-threaded (tests/conftest.py)."""
+
+
+def _loss_and_grads(model, tokens, **kw):
+    model.zero_grad(set_to_none=True)
+    loss = model.train_loss(tokens, **kw)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_fused_train_loss_equals_reference_in_fp32(tokens):
+    model = build_model(CFG, seed=0).train()
+    windows = torch.cat([tokens, tokens[:, :1]], dim=1)[:, :CFG.n_ctx + 1]
+    ref, ref_g = _loss_and_grads(model, windows)
+    fused, fused_g = _loss_and_grads(model, windows, kernels="fused")
+    assert ref.item() == pytest.approx(model.token_losses(windows).mean().item(), rel=1e-7)
+    assert fused.item() == pytest.approx(ref.item(), rel=1e-6)
+    for name, g in ref_g.items():  # every parameter's gradient, attention and embeddings included
+        torch.testing.assert_close(fused_g[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fused_train_loss_in_bf16_stays_close(tokens):
+    model = build_model(CFG, seed=0).train()
+    windows = torch.cat([tokens, tokens[:, :1]], dim=1)[:, :CFG.n_ctx + 1]
+    ref, ref_g = _loss_and_grads(model, windows)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused, fused_g = _loss_and_grads(model, windows, kernels="fused", precision="bf16")
+    assert fused.item() == pytest.approx(ref.item(), rel=1e-2)
+    for name, g in ref_g.items():
+        assert (fused_g[name] - g).norm() <= 0.05 * g.norm() + 1e-6, name
+    with pytest.raises(ValueError, match="kernels"):
+        model.train_loss(windows, kernels="triton")

@@ -21,7 +21,7 @@ def test_nan_loss_stops_transformer_training(tmp_path, monkeypatch):
     cfg = TransformerConfig(d_model=16, d_mlp=32, n_heads=2, n_ctx=16, batch_size=4, steps=12, lr=3e-3,
                             warmup_steps=2, min_lr_frac=0.1, betas=(0.9, 0.95), weight_decay=0.0, grad_clip=1.0,
                             eval_every=100, eval_batches=1, checkpoint_every=4, seeds={"A": 1}, shuffle_seed=3,
-                            mix={})
+                            mix={}, kernels="reference")
     mcfg = ModelConfig.from_params(cfg, 32)
     real = lm.Transformer.token_losses
     calls = {"n": 0}

@@ -5,7 +5,8 @@ torch.Generator; window starts uniform over the stream, across document boundari
 the configured betas / weight decay (decay on weight matrices and embeddings only), linear warmup then cosine
 decay to lr * min_lr_frac, gradient clipping. The model's seed fixes both its initialisation and its data
 order, so A and B differ only in their seed. `precision` (params: precision) picks exact fp32 or bf16 autocast
-(matmuls in bf16, losses and optimizer state in fp32). With `transformer.mix` the windows are drawn by the mix
+(matmuls in bf16, losses and optimizer state in fp32); `transformer.kernels: fused` computes the same loss with
+fused kernels (model.train_loss, fused.py). With `transformer.mix` the windows are drawn by the mix
 (mix.py) instead of uniformly.
 
 Checkpoints (model, optimizer, step, RNG and data-generator state) are written atomically every
@@ -171,7 +172,10 @@ def fingerprint(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, strea
                 precision: str = "fp32") -> str:
     """Identifies a training run: settings, seed, precision and the train tokens (size + sampled content)."""
     probe = np.asarray(stream.tokens[:: max(len(stream) // 4096, 1)], dtype=np.uint16).tobytes()
-    run = {"cfg": asdict(cfg), "model": asdict(model_cfg), "seed": seed, "n": len(stream)}
+    settings = asdict(cfg)
+    if settings["kernels"] == "reference":  # runs made before the setting existed keep their fingerprints
+        del settings["kernels"]
+    run = {"cfg": settings, "model": asdict(model_cfg), "seed": seed, "n": len(stream)}
     if precision != "fp32":  # fp32 fingerprints stay those of the runs made before the setting existed
         run["precision"] = precision
     return run_fingerprint(run, probe)
@@ -226,7 +230,7 @@ def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_strea
         for g in opt.param_groups:
             g["lr"] = lr
         with autocast(device, precision):
-            loss = model.token_losses(batch).mean()
+            loss = model.train_loss(batch, cfg.kernels, precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if parallel is not None:
