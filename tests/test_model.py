@@ -142,3 +142,19 @@ def test_fused_train_loss_in_bf16_stays_close(tokens):
         assert (fused_g[name] - g).norm() <= 0.05 * g.norm() + 1e-6, name
     with pytest.raises(ValueError, match="kernels"):
         model.train_loss(windows, kernels="triton")
+
+
+def test_fused_kernels_run_attention_in_fp32_under_autocast(tokens, monkeypatch):
+    import monosemantic.lm.model as M
+    seen, real = [], F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append(q.dtype)
+        return real(q, k, v, **kw)
+    monkeypatch.setattr(M.F, "scaled_dot_product_attention", spy)
+    model = build_model(CFG, seed=0)
+    windows = torch.cat([tokens, tokens[:, :1]], dim=1)[:, :CFG.n_ctx + 1]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.train_loss(windows)                                  # reference: attention in the autocast dtype
+        model.train_loss(windows, kernels="fused", precision="bf16")
+    assert seen == [torch.bfloat16, torch.float32]
