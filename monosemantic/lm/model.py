@@ -116,15 +116,21 @@ class Transformer(nn.Module):
         x = x + self.attn(self.ln1(x), fp32=fp32_attention)
         return x, self.ln2(x)
 
+    def _final_residual(self, tokens: torch.Tensor, mlp_replacement: MLPReplacement | None = None,
+                        fp32_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """LN_f(x + MLP out), the unembedding's input, and the post-ReLU activations."""
+        x, h = self._mlp_input(tokens, fp32_attention)
+        out, acts = self.mlp(h, mlp_replacement)
+        return self.ln_f(x + out), acts
+
     def forward(self, tokens: torch.Tensor, mlp_replacement: MLPReplacement | None = None,
                 return_mlp_acts: bool = False):
         """Logits (B, T, vocab); with return_mlp_acts also the post-ReLU MLP activations (B, T, d_mlp).
 
         mlp_replacement maps the post-ReLU activations to what is fed to W_out (the returned acts are always
         the model's own)."""
-        x, h = self._mlp_input(tokens)
-        out, acts = self.mlp(h, mlp_replacement)
-        logits = self.W_U(self.ln_f(x + out))
+        r, acts = self._final_residual(tokens, mlp_replacement)
+        logits = self.W_U(r)
         return (logits, acts) if return_mlp_acts else logits
 
     def mlp_acts(self, tokens: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -150,9 +156,7 @@ class Transformer(nn.Module):
             return self.token_losses(tokens).mean()
         if kernels != "fused":
             raise ValueError(f"kernels must be 'reference' or 'fused', got {kernels!r}")
-        x, h = self._mlp_input(tokens[:, :-1], fp32_attention=True)
-        out, _ = self.mlp(h)
-        r = self.ln_f(x + out)
+        r, _ = self._final_residual(tokens[:, :-1], fp32_attention=True)
         return linear_cross_entropy(r.reshape(-1, r.shape[-1]), self.W_U.weight, self.W_U.bias,
                                     tokens[:, 1:].reshape(-1),
                                     torch.bfloat16 if precision == "bf16" else torch.float32)
