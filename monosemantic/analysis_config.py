@@ -158,15 +158,19 @@ class BrowserConfig:
 
 @dataclass(frozen=True)
 class SuperpositionArm:
-    """One arm of the dose-response experiment (analysis/dose_response.py): a training mix (data/mix.py) and multipliers of
-    the transformer's steps and of the dictionary's training points."""
+    """One arm of the dose-response experiment (analysis/dose_response.py): a training mix (data/mix.py), multipliers of
+    the transformer's steps and of the dictionary's training points, and the transformer's seed (a replicate arm
+    repeats a mix with another seed; the activation sample and the dictionary keep the pipeline's seeds)."""
 
     mix: dict[str, float]
     tokens_mult: int
     sae_points_mult: int
+    seed: int
 
     def check(self) -> list[str]:
         errs = []
+        if self.seed < 0:
+            errs.append(f"seed: must be >= 0, got {self.seed}")
         if self.tokens_mult < 1 or self.sae_points_mult < 1:
             errs.append("tokens_mult and sae_points_mult must be >= 1")
         if any(not 0 <= v <= 1 for v in self.mix.values()) or sum(self.mix.values()) > 1 + 1e-9:

@@ -17,7 +17,7 @@ RARE = {"Arabic": 0.02, "Hebrew": 0.02, "DNA": 0.02, "Base64": 0.02}
 def arm_run(smoke_reference, tmp_path_factory):
     root = Path(smoke_reference)
     params = load_params(root / "params.yaml")
-    rare = SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=1)
+    rare = SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=1, seed=1)
     sp = dataclasses.replace(params.superposition, arms={"rare": rare})
     params = dataclasses.replace(params, superposition=sp)
     work = tmp_path_factory.mktemp("arms") / "rare"
@@ -51,7 +51,7 @@ def test_arm_measures_every_proxy_at_its_share(arm_run):
 
 def test_arms_with_the_same_transformer_share_it(arm_run, monkeypatch):
     params, root, work, out = arm_run
-    more = SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=2)
+    more = SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=2, seed=1)
     sp = dataclasses.replace(params.superposition, arms={"rare_more": more})
     params = dataclasses.replace(params, superposition=sp)
 

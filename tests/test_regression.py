@@ -7,20 +7,34 @@ def test_flatten_nested_metrics():
 
 
 def test_compare_flags_only_moves_beyond_tolerance():
-    base = {"metrics/sae/A.json:l0": 20.0, "metrics/sae/A.json:frac_loss_recovered": 0.80,
+    base = {"metrics/transformer/A.json:val_loss": 5.0, "metrics/transformer/A.json:subsets.DNA.best_neuron_r": 0.8,
             "metrics/transformer/A.json:tokens_per_s": 1000.0, "metrics/corpus.json:train.total.chars": 100.0}
-    same = {**base, "metrics/sae/A.json:l0": 20.5, "metrics/transformer/A.json:tokens_per_s": 5.0}
-    assert regression.compare(base, same) == []  # 2.5% L0 change is inside 5%; timings are ignored
-    moved = {**base, "metrics/sae/A.json:frac_loss_recovered": 0.70, "metrics/corpus.json:train.total.chars": 101.0}
+    same = {**base, "metrics/transformer/A.json:val_loss": 5.005, "metrics/transformer/A.json:tokens_per_s": 5.0}
+    assert regression.compare(base, same) == []  # 0.005 nats is inside ±0.01 + 0.2%; timings are ignored
+    moved = {**base, "metrics/transformer/A.json:val_loss": 5.1, "metrics/corpus.json:train.total.chars": 101.0}
     rows = regression.compare(base, moved)
-    assert [r[0] for r in rows] == ["metrics/corpus.json:train.total.chars",
-                                    "metrics/sae/A.json:frac_loss_recovered"]
+    assert [r[0] for r in rows] == ["metrics/corpus.json:train.total.chars", "metrics/transformer/A.json:val_loss"]
     table = regression.format_table(rows)
-    assert "0.8" in table and "0.7" in table and "-0.1" in table and "baseline" in table
+    assert "5.1" in table and "+0.1" in table and "baseline" in table
+
+
+def test_another_platform_compares_only_what_no_sae_training_reaches():
+    base = {"metrics/sae/A.json:dead": 12, "metrics/sae/A.json:l0": 20.0, "metrics/summary.json:headline.a1_l0": 20.0,
+            "metrics/analysis/proxies_A.json:arabic.best_neuron_pearson": 0.7,
+            "metrics/analysis/toy.json:mmcs": 0.7, "metrics/tokens.json:train.tokens": 1000}
+    chaotic = {**base, "metrics/sae/A.json:dead": 14, "metrics/sae/A.json:l0": 30.0,
+               "metrics/summary.json:headline.a1_l0": 30.0}
+    assert regression.compare(base, chaotic, same_platform=False) == []
+    assert len(regression.compare(base, chaotic, same_platform=True)) == 3
+    for key, value in (("metrics/analysis/proxies_A.json:arabic.best_neuron_pearson", 0.6),
+                       ("metrics/analysis/toy.json:mmcs", 0.6), ("metrics/tokens.json:train.tokens", 1001)):
+        assert [r[0] for r in regression.compare(base, {**base, key: value}, same_platform=False)] == [key]
+    assert regression.portable("metrics/transformer/B.json:subsets.Arabic.val_loss")
+    assert not regression.portable("metrics/analysis/neurons_vs_features.json:arabic.feature_r")
 
 
 def test_missing_and_new_metrics_are_reported():
-    rows = regression.compare({"metrics/x.json:a": 1.0}, {"metrics/x.json:b": 1.0})
+    rows = regression.compare({"metrics/x.json:a": 1.0}, {"metrics/x.json:b": 1.0}, same_platform=True)
     assert {(r[0], r[1], r[2]) for r in rows} == {("metrics/x.json:a", "1", "missing"),
                                                   ("metrics/x.json:b", "missing", "1")}
 
@@ -30,11 +44,14 @@ def test_every_rule_has_a_justification():
 
 
 def test_integers_compare_exactly_on_any_platform():
-    base = {"metrics/sae/A.json:dead": 12, "metrics/sae/A.json:resampling[0].n_resampled": 40}
+    base = {"metrics/sae/A.json:dead": 12, "metrics/sae/A.json:resampling[0].n_resampled": 40,
+            "metrics/tokens.json:val.tokens": 77}
     assert regression.compare(base, dict(base)) == []
-    rows = regression.compare(base, {**base, "metrics/sae/A.json:resampling[0].n_resampled": 41})
+    rows = regression.compare(base, {**base, "metrics/sae/A.json:resampling[0].n_resampled": 41}, same_platform=True)
     assert [(r[0], r[1], r[2], r[4]) for r in rows] == [
         ("metrics/sae/A.json:resampling[0].n_resampled", "40", "41", "exact (an integer)")]
+    rows = regression.compare(base, {**base, "metrics/tokens.json:val.tokens": 78}, same_platform=False)
+    assert [(r[0], r[4]) for r in rows] == [("metrics/tokens.json:val.tokens", "exact (an integer)")]
     assert regression.flatten({"n": 3, "x": 3.0}) == {"n": 3, "x": 3.0}
     assert isinstance(regression.flatten({"n": 3})["n"], int) and isinstance(regression.flatten({"x": 3.0})["x"], float)
 
@@ -51,6 +68,11 @@ def test_same_platform_is_exact_other_platform_uses_tolerances():
     assert regression.compare(here, {**values, "metrics/sae/A.json:mse": 0.0123456789 * (1 + 1e-12)}) == []
     other = regression.baseline_document(values, {**here["platform"], "cpu": "another CPU"})
     assert regression.compare(other, moved) == []
+    toy = {"metrics/analysis/toy.json:fvu": 0.0123456789}
+    assert regression.compare(regression.baseline_document(toy, other["platform"]),
+                              {"metrics/analysis/toy.json:fvu": 0.0123456789 * 1.01}) == []  # inside 5% elsewhere
+    assert regression.compare(regression.baseline_document(toy, other["platform"]),
+                              {"metrics/analysis/toy.json:fvu": 0.0123456789 * 1.1}) != []
     # a weights fingerprint: exact on the same platform, not compared on another
     new_weights = {**values, "artifacts/sae/A/sae_weights.safetensors:sha256": "cd" * 32}
     assert [r[0] for r in regression.compare(here, new_weights)] == ["artifacts/sae/A/sae_weights.safetensors:sha256"]

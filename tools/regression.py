@@ -12,9 +12,15 @@ file of the smoke run, flattened to "file:key.path", plus the sha256 of every tr
 * Integers (counts, steps, feature indices, resampling counts) always compare exactly.
 * On the platform that made the baseline a run is bit-identical (the pipeline test checks that), so every other
   number must agree to 1e-9 (relative) and every weights fingerprint exactly.
-* On another platform, floats get the tolerance of the first matching rule in TOLERANCES (see the
-  justification beside each rule) and fingerprints are not compared; these tolerances only absorb
-  floating-point differences between CPUs and BLAS builds, which training amplifies a little.
+* On another platform only the PORTABLE metrics are compared (floats with the tolerance of the first matching
+  rule in TOLERANCES, integers exactly) and fingerprints are not: the corpus and token counts, the transformers'
+  losses, the best neurons' proxy correlations and the toy model, which depend on no SAE training. Everything
+  downstream of SAE training is chaotic across CPUs and is skipped there (counted in the report). Measured
+  2026-12-06, the same code on an Intel Xeon (AMX, AVX-512) and an AMD EPYC (AVX2 only): 331 of the 1,587
+  metrics moved beyond these tolerances, every one of them in metrics/sae/, metrics/analysis/ (toy.json
+  excepted) or the SAE part of metrics/summary.json (dead counts, feature indices, L0, decoder spreads,
+  interpretability scores); none of the PORTABLE ones did. A session on a new platform that wants the exact
+  check runs `accept` there (a deliberate re-baseline: the baseline holds one platform).
 Timings are ignored everywhere.
 """
 
@@ -73,6 +79,15 @@ TOLERANCES: list[tuple[str, Tol]] = [
     ("*share*", Tol(0.005, 0, "a share of tokens")),
     ("*", Tol(0, 0.05, "any other float (MSE, L0, L1): 5% relative; integers (counts, indices) are exact")),
 ]
+
+
+# Compared on another platform (fnmatch over "file:key.path"): what no SAE training reaches (module docstring).
+PORTABLE = ("metrics/corpus.json:*", "metrics/tokens.json:*", "metrics/transformer/*", "metrics/analysis/toy.json:*",
+            "*best_neuron*")
+
+
+def portable(key: str) -> bool:
+    return any(fnmatch.fnmatch(key, pattern) for pattern in PORTABLE)
 
 
 def tolerance(key: str) -> Tol:
@@ -159,7 +174,7 @@ def compare(baseline: dict, current: dict, same_platform: bool | None = None) ->
     rows = []
     for key in sorted(set(baseline) | set(current)):
         tol = tolerance(key)
-        if tol is IGNORE:
+        if tol is IGNORE or not (same_platform or portable(key)):
             continue
         b, c = baseline.get(key), current.get(key)
         if isinstance(b, str) or isinstance(c, str):  # a weights fingerprint: only the same platform
@@ -267,9 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         print("[regression] if the change is deliberate: python -m tools.regression accept")
         return 1
     baseline = json.loads(BASELINE.read_text())
-    same = baseline.get("platform") == platform_info()
-    print(f"[regression] all {len(current)} metrics within tolerance of the baseline "
-          f"({'same platform: exact' if same else 'another platform: TOLERANCES'})")
+    if baseline.get("platform") == platform_info():
+        print(f"[regression] all {len(current)} metrics within tolerance of the baseline (same platform: exact)")
+    else:
+        n = sum(portable(k) for k in current)
+        print(f"[regression] another platform than the baseline's ({baseline.get('platform', {}).get('cpu')}): "
+              f"the {n} portable metrics are within TOLERANCES; {len(current) - n} downstream of SAE training "
+              "not compared (`accept` on this platform for the exact check)")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The dose-response experiment: the rare contexts' share of the training mix against features-vs-neurons.
 
-Each arm (params: superposition.arms) trains a transformer seeded like model A on its mix (mix.py) for
-tokens_mult x transformer.steps, samples activations (the train split by the mix, the held-out split natural, so
+Each arm (params: superposition.arms) trains a transformer with the arm's seed (A's, 1, except in replicate arms) on
+its mix (mix.py) for tokens_mult x transformer.steps, samples activations (the train split by the mix, the held-out split natural, so
 every arm is measured on the same tokens), trains a dictionary with the recipe of sae_runs[superposition.run]
 (sae_points_mult x its points), and compares features with neurons (superposition.features_vs_neurons), with
 whether each rare context is still learned (validation loss below the subset's unigram loss).
@@ -48,7 +48,7 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
                                steps=params.transformer.steps * arm.tokens_mult)
     vocab = _vocab_size(tokens_dir)
     mcfg = ModelConfig.from_params(tcfg, vocab)
-    seed = params.transformer.seeds[sp.model]
+    seed = arm.seed
     # Arms that differ only in their dictionary (sae_points_mult) share one transformer: training is
     # deterministic, so a model saved under the same training fingerprint is the model this arm would train.
     cached = work.parent / "models" / fingerprint(tcfg, mcfg, seed, train_stream, precision)[:20]
@@ -96,7 +96,7 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
         row["unigram_loss"] = lm_metrics["subsets"][sub].get("unigram_loss")
         row["blind_unigram_loss"] = lm_metrics["subsets"][sub].get("blind_unigram_loss")
     shutil.rmtree(acts)
-    return {"arm": arm_name, "mix": dict(arm.mix), "tokens_mult": arm.tokens_mult,
+    return {"arm": arm_name, "mix": dict(arm.mix), "seed": seed, "tokens_mult": arm.tokens_mult,
             "sae_points_mult": arm.sae_points_mult, "transformer_tokens": info["tokens"],
             "sae_points": scfg.steps * scfg.batch_size, "precision": precision,
             "val_loss": lm_metrics["subsets"]["overall"]["loss"],
