@@ -2,12 +2,13 @@
 
     python -m stages.dose_response
 
-Reads metrics/superposition/ARM.json for every arm of superposition.arms; writes metrics/dose_response.json
-and paper_figures/superposition_dose_response.png.
+Reads metrics/superposition/ARM.json for every arm of superposition.arms; writes metrics/dose_response.json (the
+rows, and the spread over seed replicates: arms that differ only in their seed) and
+paper_figures/superposition_dose_response.png.
 """
 
 from monosemantic import paths
-from monosemantic.analysis.dose_response import dose_response, load_arms
+from monosemantic.analysis.dose_response import dose_response, load_arms, replicate_groups, replicate_spread
 from monosemantic.figures import analysis as figs
 from monosemantic.runner import stage
 from monosemantic.utils import write_json
@@ -16,13 +17,18 @@ from monosemantic.utils import write_json
 @stage()
 def main(params) -> None:
     arms = params.superposition.arms
-    rows = dose_response(load_arms(arms))
-    write_json(paths.DOSE_RESPONSE, {"dose_response": rows})
+    rows = dose_response(load_arms(arms), {name: arm.seed for name, arm in arms.items()})
+    replicates = replicate_spread(rows, replicate_groups(arms))
+    write_json(paths.DOSE_RESPONSE, {"dose_response": rows, "replicates": replicates})
     mixed = {name for name, arm in arms.items() if len(set(arm.mix.values())) > 1}  # contexts at different shares
     figs.dose_response_figure(rows, paths.figure("superposition_dose_response.png"), mixed)
     for r in rows:
         print(f"{r['arm']:>24} {r['proxy']:>7} share {r['share']:.4f}: feature r {r['feature_r']:.3f} | best neuron "
               f"{r['best_neuron_r']:.3f} | nearest {r['nearest_neuron_r']:.3f} | learned {r['context_learned']}")
+    for g in replicates:
+        at = g.get("at_training_mix", g["natural"])
+        print(f"replicates of {g['group']} ({', '.join(g['arms'])}) {g['proxy']:>7}: feature beats neuron in "
+              f"{at['feature_wins']} of {at['n']} (gap {at['gap_min']:+.3f} … {at['gap_max']:+.3f})")
 
 
 if __name__ == "__main__":

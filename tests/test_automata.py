@@ -1,6 +1,7 @@
 """Feature automata: a planted two-state cycle and a planted self-loop are found from firing data and logit
 weights (and nothing else is); pinning a feature high makes the model emit the token it promotes; and the
-in-context causal check confirms a hand-wired causal edge (pinned vs ablated) and rejects two controls."""
+in-context causal check confirms a hand-wired causal edge (pinned vs ablated) and rejects two controls, its
+expected rates matching a brute-force sum over the whole vocabulary."""
 
 import dataclasses
 
@@ -75,6 +76,34 @@ def _random_model(seed=0):
     return build_model(ModelConfig(vocab_size=V, d_model=16, d_mlp=32, n_heads=2, n_ctx=16), seed=seed).eval()
 
 
+def _set_last(sae, i, value):
+    """The MLP replacement that sets feature i to `value` on the last token (None: unchanged), written out."""
+    def repl(acts):
+        if value is None:
+            return acts
+        f = torch.relu((acts[:, -1] - sae.b_d) @ sae.W_e[i] + sae.b_e[i])
+        out = acts.clone()
+        out[:, -1] += (value - f)[:, None] * sae.W_d[:, i]
+        return out
+
+    return repl
+
+
+@torch.no_grad()
+def _brute_force(model, sae, ctx, pos, i, pin):
+    """{condition: (B, n_features)}: P(feature j fires on the next token) = Σ_t p_c(t) [j fires on t] over the
+    WHOLE vocabulary, from each context cut after its position, with feature i pinned / ablated / untouched."""
+    out = {c: [] for c in ("pinned", "baseline", "natural")}
+    for b in range(len(ctx)):
+        prefix = ctx[b:b + 1, :pos[b] + 1]
+        seqs = torch.cat([prefix.repeat(V, 1), torch.arange(V)[:, None]], 1)
+        fires = (sae.encode(model.mlp_acts(seqs)[:, -1]) > 0).double()  # (V, n_features)
+        for c, value in (("pinned", pin), ("baseline", 0.0), ("natural", None)):
+            p = torch.softmax(model(prefix, _set_last(sae, i, value))[0, -1].double(), -1)
+            out[c].append((p @ fires).numpy())
+    return {c: np.stack(v) for c, v in out.items()}
+
+
 def test_pinning_a_feature_out_of_context_makes_the_model_emit_its_promoted_token():
     torch.manual_seed(0)
     model = _random_model()
@@ -94,16 +123,16 @@ K, M, M2, Q = 3, 7, 9, 11  # MLP neurons: always 1 (drives the output), detects 
 
 
 @torch.no_grad()
-def _wired():
+def _wired(sharp=1000.0):
     """A hand-wired model and SAE with a known causal edge. MLP neuron K is 1 at every position and, through
-    a large W_out column, makes the (sharp) model predict token A everywhere; feature 0 is that neuron
-    (ablating it leaves the rest of the random model to choose). Neuron M fires exactly on token A (a huge
-    embedding, read by W_in), M2 on token B; features 1 and 2 are those neurons. Neuron Q is 1 everywhere
-    and writes nothing; feature 3 is it. So: 0 -> 1 is causal, 0 -> 2 is not (pinning 0 emits A, not B), and
-    3 -> 1 is not (1 fires on the sampled token whatever 3 does)."""
+    a large W_out column, makes the model (W_U scaled by `sharp`: nearly one-hot by default) predict token A
+    everywhere; feature 0 is that neuron (ablating it leaves the rest of the random model to choose). Neuron M
+    fires exactly on token A (a huge embedding, read by W_in), M2 on token B; features 1 and 2 are those
+    neurons. Neuron Q is 1 everywhere and writes nothing; feature 3 is it. So: 0 -> 1 is causal, 0 -> 2 is not
+    (pinning 0 emits A, not B), and 3 -> 1 is not (1 fires on the sampled token whatever 3 does)."""
     model = _random_model()
     mlp = model.mlp
-    model.W_U.weight.mul_(1000.0)
+    model.W_U.weight.mul_(sharp)
     mlp.W_in.weight[[K, Q]] = 0.0
     mlp.W_in.bias[[K, Q]] = 1.0
     mlp.W_out.weight[:, K] *= 1e4
@@ -161,8 +190,91 @@ def test_causal_rates_confirm_a_planted_causal_edge_and_reject_the_controls():
     d = rates[(3, 1)]  # feature 3 writes nothing: every condition samples the same tokens
     assert np.array_equal(d["pinned_tokens"], d["baseline_tokens"]) and d["pinned_rate"] == d["baseline_rate"] == 1
     assert not d["causal"] and d["causal_p"] == 1.0
+    # the verdict from the expected rates: the edge, not the controls; the sampled verdict kept beside it
+    assert r["expected_pinned_rate"] > 0.99 and r["expected_baseline_rate"] <= 0.25 and r["expected_effect"] > 0.7
+    assert r["sampled_causal"] and r["sampled_causal_p"] < 1e-5 and r["causal_p"] == r["effect_p"] < 1e-5
+    assert c["expected_effect"] <= 0 and c["effect_p"] > 0.5 and not c["sampled_causal"]
+    assert d["expected_effect"] == 0 and d["effect_p"] == 1.0 and not d["sampled_causal"]
     again = fa.causal_rates(model, sae, ctx, pos, 0, 1, pin=5.0, generator=torch.Generator().manual_seed(6))
     assert all(np.array_equal(again[k], r[k]) for k in r)  # seeded
+
+
+@pytest.mark.parametrize("sharp", [1000.0, 30.0])
+def test_expected_rates_equal_the_sum_over_the_whole_vocabulary(sharp, one_thread):
+    """With every token a candidate, E_c(b) = Σ_t p_c(t | b) [j fires on t] exactly, per prefix and condition,
+    for the planted edge and both controls: in the sharp model (p nearly one-hot) and in a soft one (p(A) about
+    0.55 with feature 0 pinned), where neither the sampled token nor equal weights would give these numbers."""
+    model, sae, A, B = _wired(sharp)
+    ctx, pos = _wired_contexts(A, B)
+    ref = _brute_force(model, sae, ctx, pos, 0, 5.0)
+    for i, j in ((0, 1), (0, 2), (3, 1)):
+        ref_i = ref if i == 0 else _brute_force(model, sae, ctx, pos, i, 5.0)
+        r = fa.causal_rates(model, sae, ctx, pos, i, j, pin=5.0, generator=torch.Generator().manual_seed(6),
+                            coverage=1.0, max_candidates=V)
+        assert (r["n_candidates"] == V).all() and r["uncovered_mass"] < 1e-6
+        for c in ("pinned", "baseline", "natural"):
+            assert np.allclose(r[f"{c}_expected"], ref_i[c][:, j], rtol=0, atol=1e-6), (i, j, c)
+            assert abs(r[f"expected_{c}_rate"] - ref_i[c][:, j].mean()) < 1e-6
+        d = ref_i["pinned"][:, j] - ref_i["baseline"][:, j]
+        assert abs(r["expected_effect"] - d.mean()) < 1e-6
+        d = r["pinned_expected"] - r["baseline_expected"]
+        assert (r["causal"], r["effect_p"]) == fa.expected_causal_decision(d)
+        assert r["causal"] == ((i, j) == (0, 1))
+    # the planted edge: a large effect, which a swap of the pinned and ablated conditions would turn negative
+    p1, b1 = ref["pinned"][:, 1], ref["baseline"][:, 1]
+    assert p1.mean() - b1.mean() > 0.4 and (p1 - b1 > 0.3).mean() > 0.9
+    if sharp < 100:  # p spread out: one sample per prefix, or equal weights on the tokens, is far from E_c
+        assert ((p1 > 0.3) & (p1 < 0.8)).all() and abs(p1.mean() - 1 / V) > 0.3
+        r = fa.causal_rates(model, sae, ctx, pos, 0, 1, pin=5.0, generator=torch.Generator().manual_seed(6))
+        assert np.abs(r["pinned_expected"] - r["pinned_fires"]).max() > 0.3
+
+
+def test_partial_coverage_reports_the_uncovered_mass_as_an_error_bound(one_thread):
+    """coverage < 1 (or few max_candidates): the union over the conditions of each one's smallest top set;
+    E_c(b) falls short of the full sum by at most m_c(b); the chunking of the forward passes changes nothing."""
+    model, sae, A, B = _wired(30.0)
+    ctx, pos = _wired_contexts(A, B)
+    full = _brute_force(model, sae, ctx, pos, 0, 5.0)
+    for coverage, cap in ((0.5, V), (0.9, V), (0.99, 3)):
+        r = fa.causal_rates(model, sae, ctx, pos, 0, 1, pin=5.0, generator=torch.Generator().manual_seed(6),
+                            coverage=coverage, max_candidates=cap, chunk=7)
+        assert (r["n_candidates"] < V).all() and (r["n_candidates"] <= 3 * cap).all()
+        m = np.stack([r[f"{c}_uncovered"] for c in ("pinned", "baseline", "natural")])
+        assert 0 < r["uncovered_mass"] == pytest.approx(m.max()) and r["uncovered_mass"] < 1
+        for k, c in enumerate(("pinned", "baseline", "natural")):
+            err = full[c][:, 1] - r[f"{c}_expected"]
+            assert (err >= -1e-6).all() and (err <= m[k] + 1e-6).all()
+            assert abs(full[c][:, 1].mean() - r[f"expected_{c}_rate"]) <= r["uncovered_mass"] + 1e-6
+            if cap == V:  # each condition's own top set reaches the coverage
+                assert (1 - m[k] >= coverage - 1e-9).all()
+        again = fa.causal_rates(model, sae, ctx, pos, 0, 1, pin=5.0, generator=torch.Generator().manual_seed(6),
+                                coverage=coverage, max_candidates=cap)
+        assert all(np.array_equal(again[k], r[k]) for k in r)
+    assert fa.candidate_mask(torch.tensor([[0.1, 0.6, 0.3]]), 0.6, 5).tolist() == [[False, True, False]]
+    assert fa.candidate_mask(torch.tensor([[0.1, 0.6, 0.3]]), 0.61, 5).tolist() == [[False, True, True]]
+    assert fa.candidate_mask(torch.tensor([[0.1, 0.6, 0.3]]), 0.99, 1).tolist() == [[False, True, False]]
+
+
+def test_expected_rates_have_power_where_one_sample_per_prefix_has_not(one_thread):
+    """A softer planted edge (pinning raises p(A) from about 0.03 to 0.2): E_pinned > E_ablated on nearly every
+    prefix, so the expected rates find it; one sampled token per prefix differs on too few prefixes for the sign
+    test, whatever the random numbers."""
+    model, sae, A, B = _wired(12.0)
+    ctx, pos = _wired_contexts(A, B)
+    for seed in range(5):
+        r = fa.causal_rates(model, sae, ctx, pos, 0, 1, pin=5.0, generator=torch.Generator().manual_seed(seed))
+        assert r["causal"] and r["effect_p"] < 1e-6 and 0.1 < r["expected_effect"] < 0.3
+        assert not r["sampled_causal"] and r["sampled_causal_p"] >= fa.CAUSAL_ALPHA
+
+
+def test_expected_causal_decision_needs_both_the_margin_and_the_sign_test():
+    assert fa.expected_causal_decision(np.full(10, 0.5)) == (True, pytest.approx(2.0 ** -10))
+    assert not fa.expected_causal_decision(np.full(4, 0.5))[0]  # p = 1/16
+    assert not fa.expected_causal_decision(np.full(100, 0.05))[0]  # p tiny, but below the margin
+    assert not fa.expected_causal_decision(-np.full(100, 0.5))[0]
+    d = np.r_[np.full(10, 0.9), np.full(50, 1e-9)]  # float-rounding differences are ties
+    assert fa.expected_causal_decision(d) == (True, pytest.approx(2.0 ** -10))
+    assert fa.expected_causal_decision(np.zeros(0)) == (False, 1.0)
 
 
 def test_causal_rates_equal_cutting_each_context_after_its_position():
@@ -174,21 +286,11 @@ def test_causal_rates_equal_cutting_each_context_after_its_position():
     i, j, pin = 2, 5, 30.0
     res = fa.causal_rates(model, sae, ctx, pos, i, j, pin, torch.Generator().manual_seed(8))
     u = torch.rand(24, generator=torch.Generator().manual_seed(8))
-    w_e, b_e, b_d, d_i = sae.W_e[i], sae.b_e[i], sae.b_d, sae.W_d[:, i]
     with torch.no_grad():
         for name, value in (("pinned", pin), ("baseline", 0.0), ("natural", None)):
             for b in range(24):
                 prefix = ctx[b:b + 1, :pos[b] + 1]
-
-                def repl(acts):
-                    if value is None:
-                        return acts
-                    f = torch.relu((acts[:, -1] - b_d) @ w_e + b_e)
-                    out = acts.clone()
-                    out[:, -1] += (value - f)[:, None] * d_i
-                    return out
-
-                probs = torch.softmax(model(prefix, repl)[0, -1], -1)
+                probs = torch.softmax(model(prefix, _set_last(sae, i, value))[0, -1], -1)
                 y = int(torch.searchsorted(probs.cumsum(-1), u[b:b + 1]).clamp_max(V - 1))
                 assert res[f"{name}_tokens"][b] == y
                 seq = torch.cat([prefix, torch.tensor([[y]])], 1)
@@ -210,8 +312,8 @@ def test_model_automata_tests_each_edge_where_its_source_fires(monkeypatch):
         {"states": [1, 2], "edges": edges, "lift": [9.0, 9.0], "logit_support": [9.0, 9.0], "count": [5, 5]}])
     seen = []
 
-    def spy(model_, sae_, contexts, positions, i, j, pin, generator):
-        r = real(model_, sae_, contexts, positions, i, j, pin, generator)
+    def spy(model_, sae_, contexts, positions, i, j, pin, generator, **kw):
+        r = real(model_, sae_, contexts, positions, i, j, pin, generator, **kw)
         seen.append((contexts.clone(), np.asarray(positions).copy(), i, j, pin, r))
         return r
 
@@ -229,6 +331,11 @@ def test_model_automata_tests_each_edge_where_its_source_fires(monkeypatch):
         assert a["pinned_rate"][m] == round(r["pinned_rate"], 3)
         assert a["baseline_rate"][m] == round(r["baseline_rate"], 3)
         assert a["natural_rate"][m] == round(r["natural_rate"], 3) and a["causal"][m] is r["causal"]
+        for key in ("expected_pinned_rate", "expected_baseline_rate", "expected_natural_rate", "expected_effect"):
+            assert a[key][m] == round(r[key], 3)
+        for key in ("effect_p", "causal_p", "sampled_causal_p", "uncovered_mass"):
+            assert a[key][m] == float(f"{r[key]:.3g}")
+        assert a["sampled_causal"][m] is r["sampled_causal"] and a["causal_p"][m] == a["effect_p"][m]
     assert len(a["offcontext_pinned_rate"]) == 2
     assert fa.model_automata(model, sae, ctx, str, n_pinned=5, seed=1) == found  # seeded
     assert fa.model_automata(model, sae, ctx, str, n_pinned=5, seed=2)[0]["n_prefixes"] == [5, 5]
@@ -307,6 +414,9 @@ def test_validation_automata_runs_on_whole_contexts_drawn_without_replacement(wo
     for a in found:
         m = len(a["edges"])
         for key in ("pinned_rate", "baseline_rate", "natural_rate", "data_rate", "offcontext_pinned_rate",
-                    "offcontext_baseline_rate"):
+                    "offcontext_baseline_rate", "expected_pinned_rate", "expected_baseline_rate",
+                    "expected_natural_rate", "uncovered_mass", "effect_p", "sampled_causal_p"):
             assert len(a[key]) == m and all(0 <= r <= 1 for r in a[key])
-        assert [type(c) for c in a["causal"]] == [bool] * m and all(0 < n <= 4 for n in a["n_prefixes"])
+        assert all(-1 <= e <= 1 for e in a["expected_effect"])
+        assert [type(c) for c in a["causal"] + a["sampled_causal"]] == [bool] * 2 * m
+        assert all(0 < n <= 4 for n in a["n_prefixes"])

@@ -382,6 +382,11 @@ def test_automata_are_listed_on_their_states_pages(inputs, feature_data, gathere
     old = [{k: v for k, v in found[0].items() if k not in ("natural_rate", "causal")}]
     e = site.automata_entries(old, 24)[0][0]["edges"][0]
     assert e["natural"] is None and e["causal"] is None and e["pinned"] == 0.875
+    # a newer file: the expected rates of the causal check, not the sampled ones
+    new = [{**found[0], "expected_pinned_rate": [0.8123456, 0.3], "expected_baseline_rate": [0.05, 0.2],
+            "expected_natural_rate": [0.4, 0.2]}]
+    e = site.automata_entries(new, 24)[0][0]["edges"][0]
+    assert (e["pinned"], e["ablated"], e["natural"], e["causal"]) == (0.8123, 0.05, 0.4, True)
     # deterministic: the same data files twice
     site.write_site(d, tmp_path / "a")
     site.write_site(site.site_data(with_au, feature_data, CFG), tmp_path / "b")

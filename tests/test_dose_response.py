@@ -99,3 +99,46 @@ def test_figure_joins_only_plain_single_share_arms(tmp_path):
     assert dose_response_line_arms(rows) == {"natural", "rare_1pct", "mixed"}
     dose_response_figure(rows, tmp_path / "dose.png", {"mixed"})
     assert (tmp_path / "dose.png").stat().st_size > 10_000
+
+
+def test_replicates_are_grouped_by_everything_but_the_seed_and_their_spread_is_reported():
+    arm = lambda mix, seed, tokens=1: SuperpositionArm(mix=mix, tokens_mult=tokens, sae_points_mult=1, seed=seed)  # noqa: E731
+    arms = {"rare": arm(RARE, 1), "rare_4x": arm(RARE, 1, tokens=4), "natural": arm({}, 1),
+            "rare_s11": arm(RARE, 11), "rare_s12": arm(dict(reversed(list(RARE.items()))), 12)}
+    assert D.replicate_groups(arms) == {"rare": ["rare", "rare_s11", "rare_s12"]}
+
+    def row(name, seed, f, n, at=None):
+        r = {"arm": name, "seed": seed, "proxy": "arabic", "feature_r": f, "best_neuron_r": n}
+        return {**r, "at_training_mix": at} if at else r
+    rows = [row("rare", 1, 0.8, 0.5, {"feature_r": 0.7, "best_neuron_r": 0.4}),
+            row("rare_s11", 11, 0.6, 0.7, {"feature_r": 0.75, "best_neuron_r": 0.5}),
+            row("rare_s12", 12, 0.9, 0.6, {"feature_r": 0.5, "best_neuron_r": 0.55}),
+            row("natural", 1, 0.3, 0.6)]
+    (g,) = D.replicate_spread(rows, D.replicate_groups(arms))
+    assert g["arms"] == ["rare", "rare_s11", "rare_s12"] and g["seeds"] == [1, 11, 12]
+    assert g["natural"]["feature_wins"] == 2 and g["natural"]["n"] == 3
+    assert g["natural"]["gap_min"] == pytest.approx(-0.1) and g["natural"]["gap_max"] == pytest.approx(0.3)
+    assert g["at_training_mix"]["feature_r"] == [0.7, 0.75, 0.5] and g["at_training_mix"]["feature_wins"] == 2
+    assert g["at_training_mix"]["gap_min"] == pytest.approx(-0.05)
+    del rows[2]["at_training_mix"]  # an arm measured only on the natural split: no at-mix spread
+    assert "at_training_mix" not in D.replicate_spread(rows, {"rare": ["rare", "rare_s11", "rare_s12"]})[0]
+
+
+def test_seeds_come_from_the_metrics_or_else_the_params():
+    proxy = {"share": 0.01, "feature_r": 0.7, "best_neuron_r": 0.3, "nearest_neuron_r": 0.2,
+             "decoder_neurons_ge_0.1": 27, "dedicated_neurons": 0, "context_learned": True}
+    m = {"tokens_mult": 1, "sae_points_mult": 1, "proxies": {"arabic": proxy}}
+    rows = D.dose_response({"old": m, "new": {**m, "seed": 11}}, {"old": 1, "new": 99})
+    assert [(r["arm"], r["seed"]) for r in rows] == [("old", 1), ("new", 11)]
+
+
+def test_replicate_arms_are_markers_labelled_with_their_seed():
+    from monosemantic.figures.analysis import _marker_tag, dose_response_line_arms
+
+    def row(arm, seed, tokens=1):
+        return {"arm": arm, "seed": seed, "proxy": "arabic", "share": 0.01, "tokens_mult": tokens, "sae_points_mult": 1}
+    rows = [row("rare", 1), row("rare_s11", 11), row("rare_4x", 1, tokens=4), row("mixed", 1), row("mixed_s11", 11)]
+    assert dose_response_line_arms(rows, {"mixed", "mixed_s11"}) == {"rare"}
+    assert _marker_tag(rows[1], {"mixed", "mixed_s11"}, 1) == "seed 11"
+    assert _marker_tag(rows[2], set(), 1) == "4x tokens"
+    assert _marker_tag(rows[4], {"mixed", "mixed_s11"}, 1) == "mixed shares, seed 11"

@@ -91,12 +91,15 @@ def test_analyse_on_a_tiny_model(world):
 
 
 def test_automata_headline_and_summary(world, monkeypatch):
-    """headline.automata keeps states, edges, lift and the causal check's rates and verdict of every automaton;
-    format_study prints them."""
+    """headline.automata keeps states, edges, lift, the causal check's rates, expected effect and verdict of every
+    automaton; format_study prints them."""
     a = {"states": [3], "edges": [[3, 3]], "lift": [7.0], "logit_support": [6.0], "count": [5],
          "pinned_rate": [0.75], "baseline_rate": [0.125], "natural_rate": [0.5], "data_rate": [0.5],
          "causal": [True], "causal_p": [1e-6], "n_prefixes": [8], "offcontext_pinned_rate": [0.0],
-         "offcontext_baseline_rate": [0.0], "state_tokens": {"3": ["x"]}, "example": "x|x"}
+         "offcontext_baseline_rate": [0.0], "state_tokens": {"3": ["x"]}, "example": "x|x",
+         "expected_pinned_rate": [0.7], "expected_baseline_rate": [0.1], "expected_natural_rate": [0.45],
+         "expected_effect": [0.6], "effect_p": [1e-9], "uncovered_mass": [0.004], "sampled_causal": [True],
+         "sampled_causal_p": [1e-6]}
     monkeypatch.setattr(study, "validation_automata", lambda *args: ([a], 128))
     cfg = dataclasses.replace(world.params.interpretability, n_units=2, explain_points=300, score_points=200,
                               top_examples=5, min_active=2, successor_tokens=2000, spotcheck_units=1, logit_k=3)
@@ -104,6 +107,8 @@ def test_automata_headline_and_summary(world, monkeypatch):
         out, _, _, fig = study.analyse(dataclasses.replace(world.params, interpretability=cfg), world.tok,
                                        world.streams, groups(world))
     assert out["headline"]["automata"] == [{"states": [3], "edges": [[3, 3]], "lift": [7.0], "pinned_rate": [0.75],
-                                            "baseline_rate": [0.125], "natural_rate": [0.5], "causal": [True]}]
+                                            "baseline_rate": [0.125], "natural_rate": [0.5], "causal": [True],
+                                            "expected_effect": [0.6]}]
     assert out["automata"]["found"] == [a] and fig["automata"] == [a]
-    assert "pinned [0.75] ablated [0.125] natural [0.5] causal [True]" in study.format_study(out)
+    assert ("expected pinned [0.7] ablated [0.1] (uncovered [0.004]; sampled [0.75] vs [0.125]) natural [0.45] "
+            "causal [True] (sampled [True])") in study.format_study(out)

@@ -13,17 +13,28 @@ edge when two kinds of evidence agree, and test it causally:
                   its context; the prefix is the context up to and including n). At n, feature i is set to a value
                   v by adding (v − f_i) d_i to the MLP activations (f_i its activation there, d_i its decoder
                   direction): PINNED at v = its largest activation seen on these contexts, ABLATED at v = 0, or
-                  left alone (natural). Token n+1 is sampled from the model's next-token distribution, with the
-                  same uniform random number in all three conditions, and j's activation on it is computed by a
-                  plain forward pass of the prefix plus the sampled token. `pinned_rate`, `baseline_rate` (the
-                  ablated rate) and `natural_rate` are the shares of prefixes where j fires on the sampled token;
-                  `data_rate` is the share where j fires on the real next token. The model is causal, so the
-                  whole context is run and read at n (and at n+1 with the sampled token put there): the same as
-                  cutting it after n.
-                  The edge is causal (`causal`) when pinned_rate − baseline_rate ≥ CAUSAL_MARGIN (0.1) and the
-                  paired one-sided sign test on the prefixes where the two differ (j fires pinned but not ablated,
-                  against the reverse) gives p < CAUSAL_ALPHA (0.01) (`causal_p`): i's own output at n makes the
-                  model emit a token j fires on, in the context where the edge occurs.
+                  left alone (natural); p_c(t | b) is the model's next-token distribution at prefix b in
+                  condition c. The model is causal, so the whole context is run and read at n (and at n+1 with a
+                  token t put there): the same as cutting it after n.
+                  Expected rates (the verdict): the candidate set S_b is the union over the three conditions of
+                  the smallest set of top tokens of p_c(· | b) whose mass reaches `coverage` (0.99), at most
+                  `max_candidates` (64) tokens per condition; fires_j(b, t) is whether j fires at n+1 in a plain
+                  forward pass of the prefix followed by t. Then
+                      E_c(b) = Σ_{t ∈ S_b} p_c(t | b) fires_j(b, t),   m_c(b) = 1 − Σ_{t ∈ S_b} p_c(t | b),
+                  so the exact probability that j fires on the next token lies in [E_c(b), E_c(b) + m_c(b)].
+                  `expected_pinned_rate`, `expected_baseline_rate` (ablated) and `expected_natural_rate` are the
+                  means of E_c(b) over the prefixes, `uncovered_mass` = max_{b,c} m_c(b), and `expected_effect`
+                  the mean of d_b = E_pinned(b) − E_ablated(b). The edge is causal (`causal`) when
+                  expected_effect ≥ CAUSAL_MARGIN (0.1) and the one-sided sign test of the signs of the nonzero
+                  d_b (|d_b| ≤ 1e-6 is a tie) gives p < CAUSAL_ALPHA (0.01) (`effect_p`, also `causal_p`): i's
+                  own output at n makes the model emit tokens j fires on, in the context where the edge occurs.
+                  Sampled rates (the earlier check, kept for comparison): token n+1 is sampled from p_c(· | b)
+                  with the same uniform random number in all three conditions; `pinned_rate`, `baseline_rate`
+                  and `natural_rate` are the shares of prefixes where j fires on the sampled token, and
+                  `sampled_causal` is pinned_rate − baseline_rate ≥ CAUSAL_MARGIN with the paired sign test of
+                  the discordant prefixes (j fires pinned only, against ablated only) at p < CAUSAL_ALPHA
+                  (`sampled_causal_p`). One sample per prefix has little power. `data_rate` is the share of
+                  prefixes where j fires on the real next token.
 * out of context (`random_prefix_rates`, the earlier check, kept for comparison): i pinned on the last token of
                   the first T/2 tokens of random validation contexts, against no pin (`offcontext_pinned_rate`,
                   `offcontext_baseline_rate`). For features that fire on a token in a context (base64, UTF-8
@@ -45,8 +56,9 @@ import torch
 
 from monosemantic.analysis.token_bytes import EOT_ID, token_label
 
-CAUSAL_MARGIN = 0.1  # pinned_rate − baseline_rate needed for a causal edge
+CAUSAL_MARGIN = 0.1  # expected (or sampled) pinned − ablated rate needed for a causal edge
 CAUSAL_ALPHA = 0.01  # and the sign test's one-sided p-value below this
+TIE = 1e-6  # |d_b| at most this counts as a tie in expected_causal_decision (float rounding)
 
 
 def fire_matrix(acts: np.ndarray | torch.Tensor) -> sp.csr_matrix:
@@ -172,6 +184,44 @@ def causal_decision(pinned: np.ndarray, ablated: np.ndarray) -> tuple[bool, floa
     return bool(pinned.mean() - ablated.mean() >= CAUSAL_MARGIN - 1e-12 and p < CAUSAL_ALPHA), p
 
 
+def expected_causal_decision(d: np.ndarray) -> tuple[bool, float]:
+    """(causal, p) from the per-prefix differences d_b = E_pinned(b) − E_ablated(b) of the expected rates:
+    causal when mean_b d_b ≥ CAUSAL_MARGIN and the one-sided sign test of the nonzero d_b (|d_b| > TIE; d_b > 0
+    against d_b < 0) gives p < CAUSAL_ALPHA."""
+    d = np.asarray(d, np.float64)
+    if d.size == 0:
+        return False, 1.0
+    p = sign_test(int((d > TIE).sum()), int((d < -TIE).sum()))
+    return bool(d.mean() >= CAUSAL_MARGIN - 1e-12 and p < CAUSAL_ALPHA), p
+
+
+def candidate_mask(probs: torch.Tensor, coverage: float, max_candidates: int) -> torch.Tensor:
+    """(B, V) bool: per row of probs (B, V) the smallest set of top tokens whose mass reaches `coverage` (a token
+    is in when the tokens ranked above it hold less than `coverage`; every token when coverage ≥ 1, whatever the
+    rounding of the sums), at most max_candidates of them."""
+    top, idx = probs.double().sort(-1, descending=True)
+    keep = ((top.cumsum(-1) - top) < coverage) | (coverage >= 1)
+    keep[:, max(int(max_candidates), 1):] = False
+    keep[:, 0] = True
+    return torch.zeros(probs.shape, dtype=torch.bool).scatter(-1, idx, keep)
+
+
+def candidate_fires(model, sae, contexts: torch.Tensor, pos: torch.Tensor, j: int, mask: torch.Tensor,
+                    chunk: int = 512) -> torch.Tensor:
+    """fires_j(b, t) for every candidate (mask (B, V) true): whether feature j fires at pos[b] + 1 in a plain
+    forward pass of row b's prefix (tokens 0..pos[b]) followed by t; False off the candidates. Batched in
+    chunks of at most `chunk` sequences, ordered by prefix length and each cut after its longest prefix + 1."""
+    b_idx, t_idx = mask.nonzero(as_tuple=True)
+    order = torch.argsort(pos[b_idx], stable=True)
+    out = torch.zeros(mask.shape, dtype=torch.bool)
+    for s in range(0, len(order), chunk):
+        bb, tt = b_idx[order[s:s + chunk]], t_idx[order[s:s + chunk]]
+        seq = contexts[bb, :int(pos[bb].max()) + 2].clone()
+        seq[torch.arange(len(bb)), pos[bb] + 1] = tt
+        out[bb, tt] = _fires(sae, j, model.mlp_acts(seq, positions=(pos[bb] + 1)[:, None])[:, 0])
+    return out
+
+
 def firing_prefixes(on: np.ndarray, has_next: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
     """Up to n positions (flat indices, ascending) where `on` (T,) is true and a next token of the same context
     follows (has_next), drawn without replacement with `generator`; all of them when there are fewer."""
@@ -183,38 +233,60 @@ def firing_prefixes(on: np.ndarray, has_next: np.ndarray, n: int, generator: tor
 
 @torch.no_grad()
 def causal_rates(model, sae, contexts: torch.Tensor, positions, i: int, j: int, pin: float,
-                 generator: torch.Generator) -> dict:
+                 generator: torch.Generator, *, coverage: float = 0.99, max_candidates: int = 64,
+                 chunk: int = 512) -> dict:
     """The in-context causal check of edge i → j (module docstring). contexts (B, T) token ids, positions (B,)
-    the position n of each row's prefix (n + 1 < T), i firing there. Token n+1 is sampled with feature i at n
-    pinned at `pin`, ablated (0) and left alone (natural), with the same random numbers; j's activation on it
-    comes from a plain forward pass of the prefix and the sampled token.
+    the position n of each row's prefix (n + 1 < T), i firing there. With feature i at n pinned at `pin`,
+    ablated (0) or left alone (natural): E_c(b) = Σ_{t ∈ S_b} p_c(t | b) fires_j(b, t) over the candidate set
+    S_b (candidate_mask, `coverage`, `max_candidates`; union over the conditions) and its uncovered mass
+    m_c(b) = 1 − Σ_{t ∈ S_b} p_c(t | b); and one token n+1 sampled per condition with the same random numbers.
 
-    Returns pinned_rate, baseline_rate (ablated), natural_rate (shares of rows where j fires on the sampled
-    token), data_rate (on the real next token), causal, causal_p (sign_test of the discordant pinned/ablated
-    pairs), n_prefixes, and per row the sampled tokens (pinned_tokens, ...) and j's firing (pinned_fires, ...)."""
+    Returns expected_pinned_rate, expected_baseline_rate (ablated), expected_natural_rate (means of E_c),
+    expected_effect (mean of E_pinned − E_ablated), uncovered_mass (max of m_c), effect_p, causal and causal_p
+    (expected_causal_decision; causal_p = effect_p), pinned_rate, baseline_rate, natural_rate (shares of rows
+    where j fires on the sampled token), sampled_causal, sampled_causal_p (causal_decision of the sampled
+    firings), data_rate (on the real next token), n_prefixes, and per row E_c (pinned_expected, ...), m_c
+    (pinned_uncovered, ...), n_candidates (|S_b|), the sampled tokens (pinned_tokens, ...) and j's firing on
+    them (pinned_fires, ...)."""
     B, T = contexts.shape
     pos = torch.as_tensor(np.asarray(positions), dtype=torch.long)
     if B == 0:
         return {"pinned_rate": 0.0, "baseline_rate": 0.0, "natural_rate": 0.0, "data_rate": 0.0, "causal": False,
-                "causal_p": 1.0, "n_prefixes": 0}
+                "causal_p": 1.0, "n_prefixes": 0, "expected_pinned_rate": 0.0, "expected_baseline_rate": 0.0,
+                "expected_natural_rate": 0.0, "expected_effect": 0.0, "uncovered_mass": 0.0, "effect_p": 1.0,
+                "sampled_causal": False, "sampled_causal_p": 1.0}
     if bool((pos + 1 >= T).any()) or bool((pos < 0).any()):
         raise ValueError("every prefix needs a next token in its context")
     rows = torch.arange(B)
     u = torch.rand(B, generator=generator)
     x, h = model._mlp_input(contexts)  # causal attention: position n sees only the prefix (tokens 0..n)
     nxt = (pos + 1)[:, None]
-    res = {"n_prefixes": int(B)}
-    for name, value in (("pinned", float(pin)), ("baseline", 0.0), ("natural", None)):
+    res, probs = {"n_prefixes": int(B)}, {}
+    names = ("pinned", "baseline", "natural")
+    for name, value in zip(names, (float(pin), 0.0, None)):
         out, _ = model.mlp(h, _set_feature(sae, i, rows, pos, value))
-        probs = torch.softmax(model.W_U(model.ln_f((x + out)[rows, pos])).float(), dim=-1)
-        y = _sample(probs, u)
+        probs[name] = torch.softmax(model.W_U(model.ln_f((x + out)[rows, pos])).float(), dim=-1)
+        y = _sample(probs[name], u)
         seq = contexts.clone()
         seq[rows, pos + 1] = y  # the tokens after n+1 do not reach position n+1
         fires = _fires(sae, j, model.mlp_acts(seq, positions=nxt)[:, 0])
         res[f"{name}_rate"] = float(fires.float().mean())
         res[f"{name}_tokens"], res[f"{name}_fires"] = y.numpy(), fires.numpy()
+    mask = torch.stack([candidate_mask(probs[c], coverage, max_candidates) for c in names]).any(0)
+    hit = candidate_fires(model, sae, contexts, pos, j, mask, chunk)
+    for c in names:
+        p = probs[c].double()
+        res[f"{c}_expected"] = (p * hit).sum(-1).numpy()
+        res[f"{c}_uncovered"] = (1.0 - (p * mask).sum(-1)).clamp_min(0.0).numpy()
+        res[f"expected_{c}_rate"] = float(res[f"{c}_expected"].mean())
+    res["n_candidates"] = mask.sum(-1).numpy()
+    d = res["pinned_expected"] - res["baseline_expected"]
+    res["expected_effect"] = float(d.mean())
+    res["uncovered_mass"] = float(max(res[f"{c}_uncovered"].max() for c in names))
     res["data_rate"] = float(_fires(sae, j, model.mlp_acts(contexts, positions=nxt)[:, 0]).float().mean())
-    res["causal"], res["causal_p"] = causal_decision(res["pinned_fires"], res["baseline_fires"])
+    res["causal"], res["effect_p"] = expected_causal_decision(d)
+    res["causal_p"] = res["effect_p"]
+    res["sampled_causal"], res["sampled_causal_p"] = causal_decision(res["pinned_fires"], res["baseline_fires"])
     return res
 
 
@@ -273,15 +345,20 @@ def top_tokens(fire: sp.csr_matrix, tokens: np.ndarray, feature: int, k: int = 3
 @torch.no_grad()
 def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10, min_count: int = 5,
                    min_lift: float = 5.0, max_automata: int = 4, n_pinned: int = 64, seed: int = 0,
-                   exclude_token: int | None = None, batch: int = 16) -> list[dict]:
+                   exclude_token: int | None = None, batch: int = 16, coverage: float = 0.99,
+                   max_candidates: int = 64) -> list[dict]:
     """The automata of an SAE's features on whole contexts (B, T) of a model: every feature's activations on
     consecutive tokens, logit weights (logit_weights.py, σ̄ from the first 32 contexts), find_automata, then
-    per edge i → j the causal check (causal_rates; pin = i's largest activation seen here; prefixes: up to
-    n_pinned positions of these contexts where i fires, drawn with edge_generator(seed, i, j)) and the
+    per edge i → j the causal check (causal_rates with coverage and max_candidates; pin = i's largest activation
+    seen here; prefixes: up to n_pinned positions of these contexts where i fires, drawn with
+    edge_generator(seed, i, j)) and the
     out-of-context one (random_prefix_rates; prefixes: the first T/2 tokens of n_pinned contexts drawn with
     `seed`), each state's top tokens (label(token id) -> str) and an example path of up to 6 tokens.
-    Per-edge lists: pinned_rate, baseline_rate (ablated), natural_rate, data_rate, causal, causal_p,
-    n_prefixes, offcontext_pinned_rate, offcontext_baseline_rate."""
+    Per-edge lists: expected_pinned_rate, expected_baseline_rate (ablated), expected_natural_rate,
+    expected_effect, uncovered_mass, effect_p, causal, causal_p (= effect_p), the sampled pinned_rate,
+    baseline_rate, natural_rate, sampled_causal, sampled_causal_p, data_rate, n_prefixes, offcontext_pinned_rate,
+    offcontext_baseline_rate (rates to 3 decimals; p values and uncovered_mass, an error bound that should not
+    round to 0, to 3 significant digits)."""
     from monosemantic.analysis import logit_weights as lw
     n_contexts, T = contexts.shape
     fires, peak = [], torch.zeros(sae.n_features)
@@ -305,13 +382,17 @@ def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10
         for i, j in a["edges"]:
             gen = edge_generator(seed, i, j)
             at = firing_prefixes(fc[:, i].toarray().ravel() > 0, has_next, n_pinned, gen)
-            r = causal_rates(model, sae, contexts[torch.from_numpy(at // T)], at % T, i, j, float(peak[i]), gen)
+            r = causal_rates(model, sae, contexts[torch.from_numpy(at // T)], at % T, i, j, float(peak[i]), gen,
+                             coverage=coverage, max_candidates=max_candidates)
             rates.append({**r, **random_prefix_rates(model, sae, random_prefixes, i, j, float(peak[i]), gen)})
         for key in ("pinned_rate", "baseline_rate", "natural_rate", "data_rate", "offcontext_pinned_rate",
-                    "offcontext_baseline_rate"):
+                    "offcontext_baseline_rate", "expected_pinned_rate", "expected_baseline_rate",
+                    "expected_natural_rate", "expected_effect"):
             a[key] = [round(r[key], 3) for r in rates]
-        a["causal"] = [r["causal"] for r in rates]
-        a["causal_p"] = [float(f"{r['causal_p']:.3g}") for r in rates]
+        for key in ("causal", "sampled_causal"):
+            a[key] = [r[key] for r in rates]
+        for key in ("causal_p", "effect_p", "sampled_causal_p", "uncovered_mass"):
+            a[key] = [float(f"{r[key]:.3g}") for r in rates]
         a["n_prefixes"] = [r["n_prefixes"] for r in rates]
         a["state_tokens"] = {str(s): [label(x) for x in top_tokens(fire, toks, s)] for s in a["states"]}
         n = example_path(fire, has_next, a["states"])

@@ -108,12 +108,14 @@ def _vocab_size(tokens_dir: str | Path) -> int:
     return load_tokenizer(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json").get_vocab_size()
 
 
-def dose_response(arms: dict[str, dict]) -> list[dict]:
-    """summary.json headline "dose_response": one row per (arm, proxy)."""
+def dose_response(arms: dict[str, dict], seeds: dict[str, int] | None = None) -> list[dict]:
+    """summary.json headline "dose_response": one row per (arm, proxy). An arm's seed is its metrics' (or, for
+    metrics written before arms had seeds, `seeds[arm]`, the params' value)."""
     rows = []
     for name, m in arms.items():
+        seed = m.get("seed", (seeds or {}).get(name))
         for k, p in m["proxies"].items():
-            row = {"arm": name, "share": p["share"], "proxy": k, "feature_r": p["feature_r"],
+            row = {"arm": name, "seed": seed, "share": p["share"], "proxy": k, "feature_r": p["feature_r"],
                    "best_neuron_r": p["best_neuron_r"], "nearest_neuron_r": p["nearest_neuron_r"],
                    "decoder_neurons_ge_0.1": p["decoder_neurons_ge_0.1"],
                    "dedicated_neurons": p["dedicated_neurons"], "context_learned": p["context_learned"],
@@ -128,6 +130,42 @@ def dose_response(arms: dict[str, dict]) -> list[dict]:
                 row["at_training_mix"]["specificity_at_matched_sensitivity"] = at["specificity_at_matched_sensitivity"]
             rows.append(row)
     return rows
+
+
+def replicate_spread(rows: list[dict], groups: dict[str, list[str]]) -> list[dict]:
+    """Seed replicates: for each group of arms that differ only in their seed (groups: {label: [arm, ...]}, two or
+    more arms) and each proxy, the best feature's and best neuron's r in every arm and the range of their gap
+    (feature r − best neuron r), on the natural split and at the training mix; `feature_wins` counts the arms
+    whose feature beats the best neuron. This spread, not the bootstrap interval (which resamples only the
+    evaluation documents), is the run-to-run variation of a conclusion."""
+    out = []
+    for label, names in groups.items():
+        for proxy in dict.fromkeys(r["proxy"] for r in rows):
+            sel = [r for n in names for r in rows if r["arm"] == n and r["proxy"] == proxy]
+            if len(sel) < 2:
+                continue
+            entry = {"group": label, "proxy": proxy, "arms": [r["arm"] for r in sel], "seeds": [r["seed"] for r in sel]}
+            for view, get in (("natural", lambda r: r), ("at_training_mix", lambda r: r.get("at_training_mix"))):
+                vals = [get(r) for r in sel]
+                if any(v is None for v in vals):
+                    continue
+                gaps = [v["feature_r"] - v["best_neuron_r"] for v in vals]
+                entry[view] = {"feature_r": [v["feature_r"] for v in vals],
+                               "best_neuron_r": [v["best_neuron_r"] for v in vals],
+                               "gap_min": round(min(gaps), 4), "gap_max": round(max(gaps), 4),
+                               "feature_wins": sum(g > 0 for g in gaps), "n": len(gaps)}
+            out.append(entry)
+    return out
+
+
+def replicate_groups(arms: dict) -> dict[str, list[str]]:
+    """Arms (params: superposition.arms) that differ only in their seed, keyed by the first arm's name (params
+    order); groups of one are left out."""
+    groups: dict[tuple, list[str]] = {}
+    for name, arm in arms.items():
+        key = (tuple(sorted(arm.mix.items())), arm.tokens_mult, arm.sae_points_mult)
+        groups.setdefault(key, []).append(name)
+    return {names[0]: names for names in groups.values() if len(names) > 1}
 
 
 def load_arms(names) -> dict[str, dict]:

@@ -133,20 +133,23 @@ def _edge_value(a: dict, key: str, m: int, rounded: bool = True):
 def automata_entries(automata: list[dict], n_features: int) -> tuple[list[dict], dict[int, list[int]]]:
     """The feature automata (analysis/automata.py, as in metrics/analysis/interpretability.json) as the site
     shows them: per automaton its states, each state's top tokens, its edges (from, to, lift, logit support,
-    pinned / ablated / natural rate of the causal check, causal: true, false or null when not recorded) and an
-    example token path; and {feature: the automata it is a state of}. An automaton with a state outside the
-    dictionary is left out."""
+    pinned / ablated / natural rate of the causal check: the expected rates, or the sampled ones in a file from
+    before them; causal: true, false or null when not recorded) and an example token path; and {feature: the
+    automata it is a state of}. An automaton with a state outside the dictionary is left out."""
     out, of = [], {}
     for a in automata:
         states = [int(s) for s in a["states"]]
         if not all(0 <= s < n_features for s in states):
             continue
         edges = []
+        pre = "expected_" if "expected_pinned_rate" in a else ""  # an older file: the sampled rates
         for m, (i, j) in enumerate(a["edges"]):
             causal = _edge_value(a, "causal", m, rounded=False)
             edges.append({"from": int(i), "to": int(j), "lift": _edge_value(a, "lift", m),
-                          "support": _edge_value(a, "logit_support", m), "pinned": _edge_value(a, "pinned_rate", m),
-                          "ablated": _edge_value(a, "baseline_rate", m), "natural": _edge_value(a, "natural_rate", m),
+                          "support": _edge_value(a, "logit_support", m),
+                          "pinned": _edge_value(a, pre + "pinned_rate", m),
+                          "ablated": _edge_value(a, pre + "baseline_rate", m),
+                          "natural": _edge_value(a, pre + "natural_rate", m),
                           "causal": None if causal is None else bool(causal)})
         tokens = a.get("state_tokens") or {}
         for s in dict.fromkeys(states):

@@ -276,9 +276,25 @@ def toy_figure(by_size: list[dict], by_l1: list[dict], n_true: int, path: str | 
 
 def dose_response_line_arms(rows: list[dict], mixed: set[str] | frozenset = frozenset()) -> set[str]:
     """The arms joined by the dose-response lines: the plain budget (tokens_mult and sae_points_mult 1) whose mix
-    gives every named context one share (natural included); the others (more tokens, more SAE points, the arms in
-    `mixed`, whose contexts have different shares) are separate markers."""
-    return {r["arm"] for r in rows if r["tokens_mult"] == 1 and r["sae_points_mult"] == 1 and r["arm"] not in mixed}
+    gives every named context one share (natural included), with the reference seed (the smallest seed among the
+    arms; rows without one count as it); the others (more tokens, more SAE points, the arms in `mixed`, whose
+    contexts have different shares, replicates with another seed) are separate markers."""
+    ref = _reference_seed(rows)
+    return {r["arm"] for r in rows if r["tokens_mult"] == 1 and r["sae_points_mult"] == 1 and r["arm"] not in mixed
+            and r.get("seed", ref) == ref}
+
+
+def _reference_seed(rows: list[dict]) -> int | None:
+    return min((r["seed"] for r in rows if r.get("seed") is not None), default=None)
+
+
+def _marker_tag(r: dict, mixed: set[str] | frozenset, ref_seed: int | None) -> str:
+    """The label beside an arm's marker off the lines: what differs from the plain arms."""
+    tags = [f"{r['tokens_mult']}x tokens" if r["tokens_mult"] > 1 else "",
+            f"{r['sae_points_mult']}x SAE points" if r["sae_points_mult"] > 1 else "",
+            "mixed shares" if r["arm"] in mixed else "",
+            f"seed {r['seed']}" if r.get("seed", ref_seed) != ref_seed else ""]
+    return ", ".join(t for t in tags if t)
 
 
 def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | frozenset = frozenset()) -> None:
@@ -286,8 +302,8 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
     context's share of the training tokens, for the best feature, the best neuron and the neuron nearest to the
     feature; top row on the natural validation split, bottom row (when measured) on the same points weighted to
     each arm's training mix. Hollow markers: the context is not learned (val loss >= its unigram loss). Arms
-    with more transformer tokens or more SAE points, or whose contexts have different shares, are drawn as
-    separate markers, not joined to the lines."""
+    with more transformer tokens or more SAE points, whose contexts have different shares, or with another seed
+    than the plain arms' are drawn as separate markers, labelled with what differs, not joined to the lines."""
     proxies = list(dict.fromkeys(r["proxy"] for r in rows))
     on_line = dose_response_line_arms(rows, mixed)
     views = [("natural validation split", lambda r: r)]
@@ -305,9 +321,7 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
             for key, label, color, marker in series:
                 ax.plot([r["share"] for r in base], [get(r)[key] for r in base], color=color, lw=1.2, label=label)
                 for r in base + extra:
-                    tag = "" if r in base else (f"{r['tokens_mult']}x tokens" if r["tokens_mult"] > 1
-                                                else f"{r['sae_points_mult']}x SAE points"
-                                                if r["sae_points_mult"] > 1 else "mixed shares")
+                    tag = "" if r in base else _marker_tag(r, mixed, _reference_seed(rows))
                     x = r["share"] * (1.35 if tag else 1.0)  # beside the arm of the same share
                     ax.scatter(x, get(r)[key], marker="*" if tag else marker, s=80 if tag else 28, color=color,
                                facecolors=color if r["context_learned"] else "none", zorder=3)
@@ -324,6 +338,6 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
     fig.suptitle("Rare contexts: features vs neurons as the context's share falls (hollow: context not learned; "
-                 "stars: more transformer tokens or SAE points, or mixed shares)", fontsize=9)
+                 "stars: more transformer tokens or SAE points, mixed shares, or another seed)", fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     _save(fig, path)

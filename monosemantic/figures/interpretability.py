@@ -67,8 +67,9 @@ def rubric_figure(totals: dict[str, np.ndarray], path: str | Path, hand: dict[st
 
 def automata_figure(automata: list[dict], path: str | Path) -> None:
     """Paper Fig. 11 analogue: each automaton as a graph (states = features with their top tokens; edges with
-    lift and the causal check's pinned vs ablated rate, solid and marked "causal" when it confirms the edge,
-    dashed otherwise) and an example token path from the validation text."""
+    lift and the causal check's pinned vs ablated rate, expected (or sampled, in a file from before the expected
+    rates), solid and marked "causal" when it confirms the edge, dashed otherwise) and an example token path from
+    the validation text."""
     from matplotlib.patches import Circle, FancyArrowPatch
 
     n = max(len(automata), 1)
@@ -90,9 +91,10 @@ def automata_figure(automata: list[dict], path: str | Path) -> None:
             ax.text(x, y + 0.08, f"feature {s}", ha="center", va="center", fontsize=8, weight="bold")
             ax.text(x, y - 0.12, " ".join(f"«{t}»" for t in a.get("state_tokens", {}).get(str(s), [])[:3]),
                     ha="center", va="center", fontsize=7)
+        pre = "expected_" if "expected_pinned_rate" in a else ""
         for m, (i, j) in enumerate(a["edges"]):
-            pr = a.get("pinned_rate", [None] * len(a["edges"]))[m]
-            br = a.get("baseline_rate", [None] * len(a["edges"]))[m]
+            pr = a.get(pre + "pinned_rate", [None] * len(a["edges"]))[m]
+            br = a.get(pre + "baseline_rate", [None] * len(a["edges"]))[m]
             causal = a.get("causal", [None] * len(a["edges"]))[m]
             label = f"lift {a['lift'][m]:.0f}" + (f"\npinned {pr:.0%}" if pr is not None else "") + \
                 (f" vs ablated {br:.0%}" if br is not None else "") + \

@@ -341,8 +341,9 @@
     sec.appendChild(el("h2", {text: "Automata"}));
     sec.appendChild(el("p", {"class": "stat", text: "Edge i → j: j fires on the next token after i, far above " +
       "chance (lift), i's logit weights promote the tokens j fires on (logit support), and the causal check: " +
-      "at validation positions where i fires, the next token sampled with i pinned at its peak vs ablated " +
-      "(and left alone), and how often j fires on it."}));
+      "at validation positions where i fires, how likely j is to fire on the next token (expected over the " +
+      "model's next-token distribution; sampled in older runs) with i pinned at its peak vs ablated (and left " +
+      "alone)."}));
     ids.forEach(function (k) {
       var a = all[k];
       if (!a) return;
