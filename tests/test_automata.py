@@ -247,6 +247,10 @@ def test_partial_coverage_reports_the_uncovered_mass_as_an_error_bound(one_threa
             assert abs(full[c][:, 1].mean() - r[f"expected_{c}_rate"]) <= r["uncovered_mass"] + 1e-6
             if cap == V:  # each condition's own top set reaches the coverage
                 assert (1 - m[k] >= coverage - 1e-9).all()
+        exact = (full["pinned"][:, 1] - full["baseline"][:, 1]).mean()  # the effect over the whole vocabulary
+        lo, hi = r["effect_bounds"]
+        assert lo - 1e-6 <= exact <= hi + 1e-6 and lo <= r["expected_effect"] <= hi
+        assert 0 < r["uncovered_mass_mean"] <= r["uncovered_mass"]
         again = fa.causal_rates(model, sae, ctx, pos, 0, 1, pin=5.0, generator=torch.Generator().manual_seed(6),
                                 coverage=coverage, max_candidates=cap)
         assert all(np.array_equal(again[k], r[k]) for k in r)

@@ -99,6 +99,7 @@ def test_automata_headline_and_summary(world, monkeypatch):
          "offcontext_baseline_rate": [0.0], "state_tokens": {"3": ["x"]}, "example": "x|x",
          "expected_pinned_rate": [0.7], "expected_baseline_rate": [0.1], "expected_natural_rate": [0.45],
          "expected_effect": [0.6], "effect_p": [1e-9], "uncovered_mass": [0.004], "sampled_causal": [True],
+         "effect_bounds": [[0.598, 0.603]], "uncovered_mass_mean": [0.001],
          "sampled_causal_p": [1e-6]}
     monkeypatch.setattr(study, "validation_automata", lambda *args: ([a], 128))
     cfg = dataclasses.replace(world.params.interpretability, n_units=2, explain_points=300, score_points=200,
@@ -108,7 +109,10 @@ def test_automata_headline_and_summary(world, monkeypatch):
                                        world.streams, groups(world))
     assert out["headline"]["automata"] == [{"states": [3], "edges": [[3, 3]], "lift": [7.0], "pinned_rate": [0.75],
                                             "baseline_rate": [0.125], "natural_rate": [0.5], "causal": [True],
-                                            "expected_effect": [0.6]}]
+                                            "expected_pinned_rate": [0.7], "expected_baseline_rate": [0.1],
+                                            "expected_effect": [0.6], "effect_bounds": [[0.598, 0.603]],
+                                            "effect_p": [1e-9]}]
     assert out["automata"]["found"] == [a] and fig["automata"] == [a]
-    assert ("expected pinned [0.7] ablated [0.1] (uncovered [0.004]; sampled [0.75] vs [0.125]) natural [0.45] "
+    assert ("expected pinned [0.7] ablated [0.1] (effect within [[0.598, 0.603]], p [1e-09]; uncovered [0.004]; "
+            "sampled [0.75] vs [0.125]) natural [0.45] "
             "causal [True] (sampled [True])") in study.format_study(out)

@@ -18,13 +18,14 @@ edge when two kinds of evidence agree, and test it causally:
                   token t put there): the same as cutting it after n.
                   Expected rates (the verdict): the candidate set S_b is the union over the three conditions of
                   the smallest set of top tokens of p_c(· | b) whose mass reaches `coverage` (0.99), at most
-                  `max_candidates` (64) tokens per condition; fires_j(b, t) is whether j fires at n+1 in a plain
+                  `max_candidates` (256) tokens per condition; fires_j(b, t) is whether j fires at n+1 in a plain
                   forward pass of the prefix followed by t. Then
                       E_c(b) = Σ_{t ∈ S_b} p_c(t | b) fires_j(b, t),   m_c(b) = 1 − Σ_{t ∈ S_b} p_c(t | b),
                   so the exact probability that j fires on the next token lies in [E_c(b), E_c(b) + m_c(b)].
                   `expected_pinned_rate`, `expected_baseline_rate` (ablated) and `expected_natural_rate` are the
-                  means of E_c(b) over the prefixes, `uncovered_mass` = max_{b,c} m_c(b), and `expected_effect`
-                  the mean of d_b = E_pinned(b) − E_ablated(b). The edge is causal (`causal`) when
+                  means of E_c(b) over the prefixes, `uncovered_mass` = max_{b,c} m_c(b) (`uncovered_mass_mean`
+                  its mean), and `expected_effect` the mean of d_b = E_pinned(b) − E_ablated(b), whose exact
+                  value lies in `effect_bounds` = [mean(d_b − m_ablated(b)), mean(d_b + m_pinned(b))]. The edge is causal (`causal`) when
                   expected_effect ≥ CAUSAL_MARGIN (0.1) and the one-sided sign test of the signs of the nonzero
                   d_b (|d_b| ≤ 1e-6 is a tie) gives p < CAUSAL_ALPHA (0.01) (`effect_p`, also `causal_p`): i's
                   own output at n makes the model emit tokens j fires on, in the context where the edge occurs.
@@ -233,7 +234,7 @@ def firing_prefixes(on: np.ndarray, has_next: np.ndarray, n: int, generator: tor
 
 @torch.no_grad()
 def causal_rates(model, sae, contexts: torch.Tensor, positions, i: int, j: int, pin: float,
-                 generator: torch.Generator, *, coverage: float = 0.99, max_candidates: int = 64,
+                 generator: torch.Generator, *, coverage: float = 0.99, max_candidates: int = 256,
                  chunk: int = 512) -> dict:
     """The in-context causal check of edge i → j (module docstring). contexts (B, T) token ids, positions (B,)
     the position n of each row's prefix (n + 1 < T), i firing there. With feature i at n pinned at `pin`,
@@ -242,7 +243,8 @@ def causal_rates(model, sae, contexts: torch.Tensor, positions, i: int, j: int, 
     m_c(b) = 1 − Σ_{t ∈ S_b} p_c(t | b); and one token n+1 sampled per condition with the same random numbers.
 
     Returns expected_pinned_rate, expected_baseline_rate (ablated), expected_natural_rate (means of E_c),
-    expected_effect (mean of E_pinned − E_ablated), uncovered_mass (max of m_c), effect_p, causal and causal_p
+    expected_effect (mean of E_pinned − E_ablated), effect_bounds (the exact mean effect's bounds),
+    uncovered_mass (max of m_c), uncovered_mass_mean, effect_p, causal and causal_p
     (expected_causal_decision; causal_p = effect_p), pinned_rate, baseline_rate, natural_rate (shares of rows
     where j fires on the sampled token), sampled_causal, sampled_causal_p (causal_decision of the sampled
     firings), data_rate (on the real next token), n_prefixes, and per row E_c (pinned_expected, ...), m_c
@@ -254,6 +256,7 @@ def causal_rates(model, sae, contexts: torch.Tensor, positions, i: int, j: int, 
         return {"pinned_rate": 0.0, "baseline_rate": 0.0, "natural_rate": 0.0, "data_rate": 0.0, "causal": False,
                 "causal_p": 1.0, "n_prefixes": 0, "expected_pinned_rate": 0.0, "expected_baseline_rate": 0.0,
                 "expected_natural_rate": 0.0, "expected_effect": 0.0, "uncovered_mass": 0.0, "effect_p": 1.0,
+                "uncovered_mass_mean": 0.0, "effect_bounds": [0.0, 0.0],
                 "sampled_causal": False, "sampled_causal_p": 1.0}
     if bool((pos + 1 >= T).any()) or bool((pos < 0).any()):
         raise ValueError("every prefix needs a next token in its context")
@@ -283,6 +286,9 @@ def causal_rates(model, sae, contexts: torch.Tensor, positions, i: int, j: int, 
     d = res["pinned_expected"] - res["baseline_expected"]
     res["expected_effect"] = float(d.mean())
     res["uncovered_mass"] = float(max(res[f"{c}_uncovered"].max() for c in names))
+    res["uncovered_mass_mean"] = float(np.mean([res[f"{c}_uncovered"].mean() for c in names]))
+    # the exact mean effect lies in [mean(d − m_ablated), mean(d + m_pinned)] (each E_c(b) is short by ≤ m_c(b))
+    res["effect_bounds"] = [float((d - res["baseline_uncovered"]).mean()), float((d + res["pinned_uncovered"]).mean())]
     res["data_rate"] = float(_fires(sae, j, model.mlp_acts(contexts, positions=nxt)[:, 0]).float().mean())
     res["causal"], res["effect_p"] = expected_causal_decision(d)
     res["causal_p"] = res["effect_p"]
@@ -346,7 +352,7 @@ def top_tokens(fire: sp.csr_matrix, tokens: np.ndarray, feature: int, k: int = 3
 def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10, min_count: int = 5,
                    min_lift: float = 5.0, max_automata: int = 4, n_pinned: int = 64, seed: int = 0,
                    exclude_token: int | None = None, batch: int = 16, coverage: float = 0.99,
-                   max_candidates: int = 64) -> list[dict]:
+                   max_candidates: int = 256) -> list[dict]:
     """The automata of an SAE's features on whole contexts (B, T) of a model: every feature's activations on
     consecutive tokens, logit weights (logit_weights.py, σ̄ from the first 32 contexts), find_automata, then
     per edge i → j the causal check (causal_rates with coverage and max_candidates; pin = i's largest activation
@@ -391,8 +397,9 @@ def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10
             a[key] = [round(r[key], 3) for r in rates]
         for key in ("causal", "sampled_causal"):
             a[key] = [r[key] for r in rates]
-        for key in ("causal_p", "effect_p", "sampled_causal_p", "uncovered_mass"):
+        for key in ("causal_p", "effect_p", "sampled_causal_p", "uncovered_mass", "uncovered_mass_mean"):
             a[key] = [float(f"{r[key]:.3g}") for r in rates]
+        a["effect_bounds"] = [[round(v, 3) for v in r["effect_bounds"]] for r in rates]
         a["n_prefixes"] = [r["n_prefixes"] for r in rates]
         a["state_tokens"] = {str(s): [label(x) for x in top_tokens(fire, toks, s)] for s in a["states"]}
         n = example_path(fire, has_next, a["states"])

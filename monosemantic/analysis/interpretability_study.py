@@ -149,7 +149,8 @@ def analyse(params, tok, streams: dict, groups: dict[str, Group], progress: Call
     out["automata"] = {"run": a.run, "tokens": n_tok, "found": automata}
     out["headline"] = {**ip.headline(out), "automata": [
         {k: x[k] for k in ("states", "edges", "lift", "pinned_rate", "baseline_rate", "natural_rate", "causal",
-                           "expected_effect")}
+                           "expected_pinned_rate", "expected_baseline_rate", "expected_effect", "effect_bounds",
+                           "effect_p")}
         for x in automata]}
     figures = {"scores": {g: {k: np.array([r[k] for r in rs]) for k in ("score", "score_weighted")}
                           for g, rs in records.items()},
@@ -165,7 +166,8 @@ def format_study(out: dict) -> str:
              f"logit acc {s['logit_acc']:.3f} rubric median {s['rubric_median']} single-token {s['single_token_units']}"
              for g, s in out["groups"].items()]
     lines += [f"automaton {x['states']}: edges {x['edges']} lift {x['lift']} expected pinned "
-              f"{x['expected_pinned_rate']} ablated {x['expected_baseline_rate']} (uncovered {x['uncovered_mass']}; "
+              f"{x['expected_pinned_rate']} ablated {x['expected_baseline_rate']} (effect within {x['effect_bounds']}, "
+              f"p {x['effect_p']}; uncovered {x['uncovered_mass']}; "
               f"sampled {x['pinned_rate']} vs {x['baseline_rate']}) natural {x['expected_natural_rate']} "
               f"causal {x['causal']} (sampled {x['sampled_causal']}) "
               f"tokens {x['state_tokens']} e.g. {x['example']!r}"
