@@ -180,9 +180,9 @@ class SuperpositionArm:
 
 @dataclass(frozen=True)
 class SuperpositionConfig:
-    """The dose-response experiment: arms trained like `model` (its seed) with the recipe of SAE run `run`."""
+    """The dose-response experiment: arms (each with its own transformer seed) trained with the recipe of SAE run
+    `run`."""
 
-    model: str
     run: str
     arms: dict[str, SuperpositionArm]
 

@@ -278,8 +278,6 @@ class Params:
             errs += [f"superposition.arms.{name}.{e}" for e in arm.check()]
         if sp.arms and sp.run not in self.sae_runs:
             errs.append(f"superposition.run: {sp.run!r} is not in sae_runs")
-        if sp.arms and sp.model not in self.transformer.seeds:
-            errs.append(f"superposition.model: {sp.model!r} is not in transformer.seeds")
         for section in (self.corpus, self.tokenizer, self.transformer, self.activations, self.sae, self.evaluate,
                         self.analysis, self.browser, self.interpretability):
             errs += section.check()

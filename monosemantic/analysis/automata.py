@@ -25,8 +25,8 @@ edge when two kinds of evidence agree, and test it causally:
                   `expected_pinned_rate`, `expected_baseline_rate` (ablated) and `expected_natural_rate` are the
                   means of E_c(b) over the prefixes, `uncovered_mass` = max_{b,c} m_c(b) (`uncovered_mass_mean`
                   its mean), and `expected_effect` the mean of d_b = E_pinned(b) − E_ablated(b), whose exact
-                  value lies in `effect_bounds` = [mean(d_b − m_ablated(b)), mean(d_b + m_pinned(b))]. The edge is causal (`causal`) when
-                  expected_effect ≥ CAUSAL_MARGIN (0.1) and the one-sided sign test of the signs of the nonzero
+                  value lies in `effect_bounds` = [mean(d_b − m_ablated(b)), mean(d_b + m_pinned(b))].
+                  The edge is causal (`causal`) when expected_effect ≥ CAUSAL_MARGIN (0.1) and the one-sided sign test of the signs of the nonzero
                   d_b (|d_b| ≤ 1e-6 is a tie) gives p < CAUSAL_ALPHA (0.01) (`effect_p`, also `causal_p`): i's
                   own output at n makes the model emit tokens j fires on, in the context where the edge occurs.
                   Sampled rates (the earlier check, kept for comparison): token n+1 is sampled from p_c(· | b)
@@ -178,11 +178,8 @@ def causal_decision(pinned: np.ndarray, ablated: np.ndarray) -> tuple[bool, floa
     """(causal, p) from whether j fired on the sampled token per prefix, pinned and ablated (paired, same random
     numbers): causal when the pinned rate exceeds the ablated one by at least CAUSAL_MARGIN and the sign test
     of the discordant prefixes (fires pinned only, against ablated only) gives p < CAUSAL_ALPHA."""
-    pinned, ablated = np.asarray(pinned, bool), np.asarray(ablated, bool)
-    if pinned.size == 0:
-        return False, 1.0
-    p = sign_test(int((pinned & ~ablated).sum()), int((ablated & ~pinned).sum()))
-    return bool(pinned.mean() - ablated.mean() >= CAUSAL_MARGIN - 1e-12 and p < CAUSAL_ALPHA), p
+    # the same rule as the expected rates' on d_b = [fires pinned] − [fires ablated] ∈ {−1, 0, 1}
+    return expected_causal_decision(np.asarray(pinned, bool).astype(np.float64) - np.asarray(ablated, bool))
 
 
 def expected_causal_decision(d: np.ndarray) -> tuple[bool, float]:
@@ -361,7 +358,7 @@ def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10
     out-of-context one (random_prefix_rates; prefixes: the first T/2 tokens of n_pinned contexts drawn with
     `seed`), each state's top tokens (label(token id) -> str) and an example path of up to 6 tokens.
     Per-edge lists: expected_pinned_rate, expected_baseline_rate (ablated), expected_natural_rate,
-    expected_effect, uncovered_mass, effect_p, causal, causal_p (= effect_p), the sampled pinned_rate,
+    expected_effect, effect_bounds, uncovered_mass, uncovered_mass_mean, effect_p, causal, causal_p (= effect_p), the sampled pinned_rate,
     baseline_rate, natural_rate, sampled_causal, sampled_causal_p, data_rate, n_prefixes, offcontext_pinned_rate,
     offcontext_baseline_rate (rates to 3 decimals; p values and uncovered_mass, an error bound that should not
     round to 0, to 3 significant digits)."""

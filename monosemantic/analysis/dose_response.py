@@ -1,8 +1,8 @@
 """The dose-response experiment: the rare contexts' share of the training mix against features-vs-neurons.
 
-Each arm (params: superposition.arms) trains a transformer with the arm's seed (A's, 1, except in replicate arms) on
-its mix (mix.py) for tokens_mult x transformer.steps, samples activations (the train split by the mix, the held-out split natural, so
-every arm is measured on the same tokens), trains a dictionary with the recipe of sae_runs[superposition.run]
+Each arm (params: superposition.arms) trains a transformer with the arm's seed (A's, 1, except in replicate arms)
+on its mix (mix.py) for tokens_mult x transformer.steps, samples activations (the train split by the mix, the
+held-out split natural, so every arm is measured on the same tokens), trains a dictionary with the recipe of sae_runs[superposition.run]
 (sae_points_mult x its points), and compares features with neurons (superposition.features_vs_neurons), with
 whether each rare context is still learned (validation loss below the subset's unigram loss).
 """

@@ -305,7 +305,7 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
     with more transformer tokens or more SAE points, whose contexts have different shares, or with another seed
     than the plain arms' are drawn as separate markers, labelled with what differs, not joined to the lines."""
     proxies = list(dict.fromkeys(r["proxy"] for r in rows))
-    on_line = dose_response_line_arms(rows, mixed)
+    on_line, ref_seed = dose_response_line_arms(rows, mixed), _reference_seed(rows)
     views = [("natural validation split", lambda r: r)]
     if any("at_training_mix" in r for r in rows):
         views.append(("at each arm's training mix", lambda r: r.get("at_training_mix")))
@@ -321,7 +321,7 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
             for key, label, color, marker in series:
                 ax.plot([r["share"] for r in base], [get(r)[key] for r in base], color=color, lw=1.2, label=label)
                 for r in base + extra:
-                    tag = "" if r in base else _marker_tag(r, mixed, _reference_seed(rows))
+                    tag = "" if r in base else _marker_tag(r, mixed, ref_seed)
                     x = r["share"] * (1.35 if tag else 1.0)  # beside the arm of the same share
                     ax.scatter(x, get(r)[key], marker="*" if tag else marker, s=80 if tag else 28, color=color,
                                facecolors=color if r["context_learned"] else "none", zorder=3)
