@@ -206,6 +206,7 @@ class EvaluateConfig:
     dense_density: float  # above this a feature is 'dense' (paper: > 1% means lambda too low)
     headline_run: str  # the paper's A/1 (4096 features, default lambda)
     train_density_points: int  # also count firings on this many training-split points (0: off; needs mode stored)
+    train_density_runs: tuple[str, ...]  # the runs whose firings are counted there (each costs one encoder pass over them)
 
     def check(self) -> list[str]:
         errs = []
@@ -254,7 +255,11 @@ class Params:
                 errs.append(f"sae_runs.{name}.model: {run.model!r} is not a trained model ({sorted(models)})")
         if self.sae_runs and self.evaluate.headline_run not in self.sae_runs:
             errs.append(f"evaluate.headline_run: {self.evaluate.headline_run!r} is not in sae_runs")
-        if self.evaluate.train_density_points > 0 and self.activations.mode != "stored":
+        for name in self.evaluate.train_density_runs:
+            if self.sae_runs and name not in self.sae_runs:
+                errs.append(f"evaluate.train_density_runs: {name!r} is not in sae_runs")
+        if (self.evaluate.train_density_points > 0 and self.evaluate.train_density_runs
+                and self.activations.mode != "stored"):
             errs.append("evaluate.train_density_points: counts firings on the stored training activations; with "
                         "activations.mode streamed there is no train store: set it to 0")
         if self.sae.batch_size > self.activations.n_points:

@@ -78,7 +78,7 @@ def test_unknown_key_is_named_with_the_known_ones():
     data = smoke()
     data["evaluate"]["headline"] = "A_256"
     assert problems(data) == ["evaluate.headline: unknown key (known: loss_contexts, ultralow_density, "
-                              "dense_density, headline_run, train_density_points)"]
+                              "dense_density, headline_run, train_density_points, train_density_runs)"]
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -136,7 +136,9 @@ def test_impossible_values_are_all_reported():
     data["sae"]["batch_size"] = data["activations"]["n_points"] + 1
     data["activations"].update(mode="streamed", shuffle_buffer=8190)
     data["browser"]["split_runs"] = ["auto", "A_9"]
+    data["evaluate"]["train_density_runs"] = ["A_256", "A_7"]
     assert sorted(problems(data)) == sorted([
+        "evaluate.train_density_runs: 'A_7' is not in sae_runs",
         "sae.batch_size: 40001 exceeds the 40000 points of the activation store (activations.n_points)",
         "browser: run 'A_9' is not in sae_runs (A_128, A_256, A_256_l1high, B_256, random_256)",
         "transformer.n_heads: 3 must divide d_model 32",
@@ -149,6 +151,13 @@ def test_impossible_values_are_all_reported():
     data["activations"]["mode"] = "stored"
     data["evaluate"]["train_density_points"] = -1
     assert "evaluate.train_density_points: must be >= 0 (0: off), got -1" in problems(data)
+
+
+def test_streamed_activations_need_no_train_density_when_no_run_asks_for_it():
+    data = smoke()
+    data["activations"].update(mode="streamed", shuffle_buffer=8192)
+    data["evaluate"]["train_density_runs"] = []
+    assert params_from_dict(data).evaluate.train_density_runs == ()
 
 
 def test_mix_shares_must_sum_to_at_most_one():

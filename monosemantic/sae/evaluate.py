@@ -51,7 +51,7 @@ def evaluate_run(params: Params, name: str, device) -> tuple[dict, np.ndarray]:
               # dead-neuron resampling during training: how many features each resampling step replaced
               "resampling": [{"step": r["step"], "n_dead": r["n_dead"], "n_resampled": r["n_resampled"]}
                              for r in resampling]}
-    if cfg.train_density_points > 0:
+    if cfg.train_density_points > 0 and name in cfg.train_density_runs:
         # the paper's 1e-6 threshold needs millions of points: count firings on the training split's store too
         train = ActivationStore(paths.activations_dir(run.model, "train"))
         n_train = min(cfg.train_density_points, train.n_points)
