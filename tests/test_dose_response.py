@@ -142,3 +142,12 @@ def test_replicate_arms_are_markers_labelled_with_their_seed():
     assert _marker_tag(rows[1], {"mixed", "mixed_s11"}, 1) == "seed 11"
     assert _marker_tag(rows[2], set(), 1) == "4x tokens"
     assert _marker_tag(rows[4], {"mixed", "mixed_s11"}, 1) == "mixed shares, seed 11"
+
+
+def test_off_line_arms_get_their_own_marker_and_step_right_of_their_share():
+    from monosemantic.figures.analysis import _marker_styles
+    styles = _marker_styles(["4x tokens", "", "mixed shares", "4x tokens", "mixed shares, seed 11"])
+    assert list(styles) == ["4x tokens", "mixed shares", "mixed shares, seed 11"]  # first-seen order, no blanks
+    assert len({m for m, _ in styles.values()}) == 3
+    steps = [x for _, x in styles.values()]
+    assert steps == sorted(steps) and steps[0] > 1 and len(set(steps)) == 3

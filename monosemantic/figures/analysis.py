@@ -297,6 +297,16 @@ def _marker_tag(r: dict, mixed: set[str] | frozenset, ref_seed: int | None) -> s
     return ", ".join(t for t in tags if t)
 
 
+_EXTRA_MARKERS = ("*", "D", "P", "X", "v", "h", "p", "<", ">")
+
+
+def _marker_styles(tags: list[str]) -> dict[str, tuple[str, float]]:
+    """Each off-line tag's (marker, x factor): its own marker shape (named in the legend) and its own step to the
+    right of the arm of the same share (log axis), so replicates and variants at one share do not overlap."""
+    unique = list(dict.fromkeys(t for t in tags if t))
+    return {t: (_EXTRA_MARKERS[i % len(_EXTRA_MARKERS)], 1.16 ** (i + 1)) for i, t in enumerate(unique)}
+
+
 def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | frozenset = frozenset()) -> None:
     """The superposition experiment (superposition.py): per proxy, Pearson r with the proxy against the rare
     context's share of the training tokens, for the best feature, the best neuron and the neuron nearest to the
@@ -306,6 +316,7 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
     than the plain arms' are drawn as separate markers, labelled with what differs, not joined to the lines."""
     proxies = list(dict.fromkeys(r["proxy"] for r in rows))
     on_line, ref_seed = dose_response_line_arms(rows, mixed), _reference_seed(rows)
+    styles = _marker_styles([_marker_tag(r, mixed, ref_seed) for r in rows if r["arm"] not in on_line])
     views = [("natural validation split", lambda r: r)]
     if any("at_training_mix" in r for r in rows):
         views.append(("at each arm's training mix", lambda r: r.get("at_training_mix")))
@@ -322,11 +333,9 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
                 ax.plot([r["share"] for r in base], [get(r)[key] for r in base], color=color, lw=1.2, label=label)
                 for r in base + extra:
                     tag = "" if r in base else _marker_tag(r, mixed, ref_seed)
-                    x = r["share"] * (1.35 if tag else 1.0)  # beside the arm of the same share
-                    ax.scatter(x, get(r)[key], marker="*" if tag else marker, s=80 if tag else 28, color=color,
+                    m, step = styles[tag] if tag else (marker, 1.0)  # off-line arms: beside the arm of that share
+                    ax.scatter(r["share"] * step, get(r)[key], marker=m, s=70 if m == "*" else 30, color=color,
                                facecolors=color if r["context_learned"] else "none", zorder=3)
-                    if tag and key == "feature_r":
-                        ax.annotate(tag, (x, get(r)[key]), fontsize=6, xytext=(4, 2), textcoords="offset points")
             ax.set_xscale("log")
             ticks = sorted({r["share"] for r in sel})
             ax.set_xticks(ticks, [f"{100 * t:.2g}%" for t in ticks], fontsize=7)
@@ -336,8 +345,12 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
             ax.grid(alpha=0.3)
         row_axes[0].set_ylabel("Pearson r with the proxy")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
+    for tag, (m, _) in styles.items():  # the off-line arms: grey markers, coloured by series in the panels
+        handles.append(plt.Line2D([], [], ls="none", marker=m, color="0.4", markersize=8 if m == "*" else 6))
+        labels.append(tag)
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(len(handles), 6), frameon=False)
     fig.suptitle("Rare contexts: features vs neurons as the context's share falls (hollow: context not learned; "
-                 "stars: more transformer tokens or SAE points, mixed shares, or another seed)", fontsize=9)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+                 "other markers, right of their share: more transformer tokens or SAE points, mixed shares, or "
+                 "another seed)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     _save(fig, path)
