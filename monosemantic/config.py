@@ -261,7 +261,8 @@ class Params:
         if (self.evaluate.train_density_points > 0 and self.evaluate.train_density_runs
                 and self.activations.mode != "stored"):
             errs.append("evaluate.train_density_points: counts firings on the stored training activations; with "
-                        "activations.mode streamed there is no train store: set it to 0")
+                        "activations.mode streamed there is no train store: set it to 0 (or "
+                        "evaluate.train_density_runs to [])")
         if self.sae.batch_size > self.activations.n_points:
             errs.append(f"sae.batch_size: {self.sae.batch_size} exceeds the {self.activations.n_points} points of "
                         "the activation store (activations.n_points)")

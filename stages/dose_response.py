@@ -20,7 +20,7 @@ def main(params) -> None:
     rows = dose_response(load_arms(arms), {name: arm.seed for name, arm in arms.items()})
     replicates = replicate_spread(rows, replicate_groups(arms))
     write_json(paths.DOSE_RESPONSE, {"dose_response": rows, "replicates": replicates})
-    mixed = {name for name, arm in arms.items() if len(set(arm.mix.values())) > 1}  # contexts at different shares
+    mixed = {name: arm.mix for name, arm in arms.items() if len(set(arm.mix.values())) > 1}  # different shares
     figs.dose_response_figure(rows, paths.figure("superposition_dose_response.png"), mixed)
     for r in rows:
         print(f"{r['arm']:>24} {r['proxy']:>7} share {r['share']:.4f}: feature r {r['feature_r']:.3f} | best neuron "

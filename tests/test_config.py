@@ -147,7 +147,7 @@ def test_impossible_values_are_all_reported():
         "interpretability.n_units: must be positive, got 0",
         "interpretability.single_token_share: must be in (0, 1], got 1.5",
         "evaluate.train_density_points: counts firings on the stored training activations; with "
-        "activations.mode streamed there is no train store: set it to 0"])
+        "activations.mode streamed there is no train store: set it to 0 (or evaluate.train_density_runs to [])"])
     data["activations"]["mode"] = "stored"
     data["evaluate"]["train_density_points"] = -1
     assert "evaluate.train_density_points: must be >= 0 (0: off), got -1" in problems(data)

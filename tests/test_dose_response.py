@@ -95,9 +95,9 @@ def test_figure_joins_only_plain_single_share_arms(tmp_path):
             row("rare_1pct", "arabic", 0.01), row("rare_1pct", "dna", 0.01),
             row("rare_4x", "arabic", 0.003, tokens=4), row("rare_4x", "dna", 0.003, tokens=4),
             row("mixed", "arabic", 0.003), row("mixed", "dna", 0.01, learned=False)]
-    assert dose_response_line_arms(rows, {"mixed"}) == {"natural", "rare_1pct"}
+    assert dose_response_line_arms(rows, {"mixed": {"Arabic": 0.003, "DNA": 0.01}}) == {"natural", "rare_1pct"}
     assert dose_response_line_arms(rows) == {"natural", "rare_1pct", "mixed"}
-    dose_response_figure(rows, tmp_path / "dose.png", {"mixed"})
+    dose_response_figure(rows, tmp_path / "dose.png", {"mixed": {"Arabic": 0.003, "DNA": 0.01}})
     assert (tmp_path / "dose.png").stat().st_size > 10_000
 
 
@@ -138,16 +138,20 @@ def test_replicate_arms_are_markers_labelled_with_their_seed():
     def row(arm, seed, tokens=1):
         return {"arm": arm, "seed": seed, "proxy": "arabic", "share": 0.01, "tokens_mult": tokens, "sae_points_mult": 1}
     rows = [row("rare", 1), row("rare_s11", 11), row("rare_4x", 1, tokens=4), row("mixed", 1), row("mixed_s11", 11)]
-    assert dose_response_line_arms(rows, {"mixed", "mixed_s11"}) == {"rare"}
-    assert _marker_tag(rows[1], {"mixed", "mixed_s11"}, 1) == "seed 11"
-    assert _marker_tag(rows[2], set(), 1) == "4x tokens"
-    assert _marker_tag(rows[4], {"mixed", "mixed_s11"}, 1) == "mixed shares, seed 11"
+    mixes = {"mixed": {"Arabic": 0.003, "DNA": 0.01}, "mixed_s11": {"Arabic": 0.003, "DNA": 0.01}}
+    assert dose_response_line_arms(rows, mixes) == {"rare"}
+    assert _marker_tag(rows[1], mixes, 1) == "seed 11"
+    assert _marker_tag(rows[2], {}, 1) == "4x tokens"
+    assert _marker_tag(rows[3], mixes, 1) == "mixed 0.3/1%"
+    assert _marker_tag(rows[4], mixes, 1) == "mixed 0.3/1%, seed 11"
+    # another mix is another label (so another marker), even at the same seed
+    assert _marker_tag(rows[3], {"mixed": {"Arabic": 0.003, "DNA": 0.005}}, 1) == "mixed 0.3/0.5%"
 
 
 def test_off_line_arms_get_their_own_marker_and_step_right_of_their_share():
     from monosemantic.figures.analysis import _marker_styles
-    styles = _marker_styles(["4x tokens", "", "mixed shares", "4x tokens", "mixed shares, seed 11"])
-    assert list(styles) == ["4x tokens", "mixed shares", "mixed shares, seed 11"]  # first-seen order, no blanks
+    styles = _marker_styles(["4x tokens", "", "mixed 0.3/1%", "4x tokens", "mixed 0.3/1%, seed 11"])
+    assert list(styles) == ["4x tokens", "mixed 0.3/1%", "mixed 0.3/1%, seed 11"]  # first-seen order, no blanks
     assert len({m for m, _ in styles.values()}) == 3
     steps = [x for _, x in styles.values()]
     assert steps == sorted(steps) and steps[0] > 1 and len(set(steps)) == 3

@@ -6,7 +6,9 @@ Every function takes plain arrays and a path, so the figures can be redrawn with
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -274,7 +276,8 @@ def toy_figure(by_size: list[dict], by_l1: list[dict], n_true: int, path: str | 
     _save(fig, path)
 
 
-def dose_response_line_arms(rows: list[dict], mixed: set[str] | frozenset = frozenset()) -> set[str]:
+def dose_response_line_arms(rows: list[dict], mixed: Mapping[str, Mapping[str, float]] = MappingProxyType({})
+                            ) -> set[str]:
     """The arms joined by the dose-response lines: the plain budget (tokens_mult and sae_points_mult 1) whose mix
     gives every named context one share (natural included), with the reference seed (the smallest seed among the
     arms; rows without one count as it); the others (more tokens, more SAE points, the arms in `mixed`, whose
@@ -288,11 +291,17 @@ def _reference_seed(rows: list[dict]) -> int | None:
     return min((r["seed"] for r in rows if r.get("seed") is not None), default=None)
 
 
-def _marker_tag(r: dict, mixed: set[str] | frozenset, ref_seed: int | None) -> str:
-    """The label beside an arm's marker off the lines: what differs from the plain arms."""
+def mix_label(mix: Mapping[str, float]) -> str:
+    """A mix with different shares per context, in the legend: {Arabic: 0.003, DNA: 0.01} -> "mixed 0.3/1%"."""
+    return "mixed " + "/".join(f"{100 * share:g}" for share in mix.values()) + "%"
+
+
+def _marker_tag(r: dict, mixed: Mapping[str, Mapping[str, float]], ref_seed: int | None) -> str:
+    """The label beside an arm's marker off the lines: what differs from the plain arms (`mixed`: arm -> its mix,
+    labelled by `mix_label`, so two different mixes get two markers)."""
     tags = [f"{r['tokens_mult']}x tokens" if r["tokens_mult"] > 1 else "",
             f"{r['sae_points_mult']}x SAE points" if r["sae_points_mult"] > 1 else "",
-            "mixed shares" if r["arm"] in mixed else "",
+            mix_label(mixed[r["arm"]]) if r["arm"] in mixed else "",
             f"seed {r['seed']}" if r.get("seed", ref_seed) != ref_seed else ""]
     return ", ".join(t for t in tags if t)
 
@@ -304,19 +313,22 @@ def _marker_styles(tags: list[str]) -> dict[str, tuple[str, float]]:
     """Each off-line tag's (marker, x factor): its own marker shape (named in the legend) and its own step to the
     right of the arm of the same share (log axis), so replicates and variants at one share do not overlap."""
     unique = list(dict.fromkeys(t for t in tags if t))
-    return {t: (_EXTRA_MARKERS[i % len(_EXTRA_MARKERS)], 1.16 ** (i + 1)) for i, t in enumerate(unique)}
+    return {t: (_EXTRA_MARKERS[i % len(_EXTRA_MARKERS)], 1.07 ** (i + 1)) for i, t in enumerate(unique)}
 
 
-def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | frozenset = frozenset()) -> None:
+def dose_response_figure(rows: list[dict], path: str | Path,
+                         mixed: Mapping[str, Mapping[str, float]] = MappingProxyType({})) -> None:
     """The superposition experiment (superposition.py): per proxy, Pearson r with the proxy against the rare
     context's share of the training tokens, for the best feature, the best neuron and the neuron nearest to the
     feature; top row on the natural validation split, bottom row (when measured) on the same points weighted to
     each arm's training mix. Hollow markers: the context is not learned (val loss >= its unigram loss). Arms
     with more transformer tokens or more SAE points, whose contexts have different shares, or with another seed
-    than the plain arms' are drawn as separate markers, labelled with what differs, not joined to the lines."""
+    than the plain arms' are drawn as separate markers, labelled with what differs, not joined to the lines.
+    `mixed`: the arms whose contexts have different shares -> their mix {context: share}."""
     proxies = list(dict.fromkeys(r["proxy"] for r in rows))
     on_line, ref_seed = dose_response_line_arms(rows, mixed), _reference_seed(rows)
-    styles = _marker_styles([_marker_tag(r, mixed, ref_seed) for r in rows if r["arm"] not in on_line])
+    tags = {r["arm"]: _marker_tag(r, mixed, ref_seed) for r in rows if r["arm"] not in on_line}
+    styles = _marker_styles(list(tags.values()))
     views = [("natural validation split", lambda r: r)]
     if any("at_training_mix" in r for r in rows):
         views.append(("at each arm's training mix", lambda r: r.get("at_training_mix")))
@@ -332,7 +344,7 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
             for key, label, color, marker in series:
                 ax.plot([r["share"] for r in base], [get(r)[key] for r in base], color=color, lw=1.2, label=label)
                 for r in base + extra:
-                    tag = "" if r in base else _marker_tag(r, mixed, ref_seed)
+                    tag = tags.get(r["arm"], "")
                     m, step = styles[tag] if tag else (marker, 1.0)  # off-line arms: beside the arm of that share
                     ax.scatter(r["share"] * step, get(r)[key], marker=m, s=70 if m == "*" else 30, color=color,
                                facecolors=color if r["context_learned"] else "none", zorder=3)
@@ -349,8 +361,9 @@ def dose_response_figure(rows: list[dict], path: str | Path, mixed: set[str] | f
         handles.append(plt.Line2D([], [], ls="none", marker=m, color="0.4", markersize=8 if m == "*" else 6))
         labels.append(tag)
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(len(handles), 6), frameon=False)
+    names = "/".join(next(iter(mixed.values()))) if mixed else ""  # the order mix_label lists the shares in
     fig.suptitle("Rare contexts: features vs neurons as the context's share falls (hollow: context not learned; "
                  "other markers, right of their share: more transformer tokens or SAE points, mixed shares, or "
-                 "another seed)", fontsize=9)
+                 "another seed)" + (f"\n\"mixed a/b/…%\": the shares of {names}" if names else ""), fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     _save(fig, path)
