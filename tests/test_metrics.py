@@ -117,6 +117,10 @@ def test_fire_counts_and_the_papers_ultralow_threshold_by_hand():
     counts = metrics.fire_counts(torch.relu, ArrayStore(x), 4, batch_size=3)
     assert counts.tolist() == [3, 1, 0] and counts.dtype == np.int64
     assert metrics.fire_counts(torch.relu, ArrayStore(x), 2, batch_size=1).tolist() == [2, 1, 0]
+    # over 2,000,000 points the paper's 1e-6 is 2 firings: 1 firing is ultralow, 2 is not, 0 is dead
+    rep = metrics.count_density_report(np.array([0, 1, 2, 5000, 0]), 2_000_000)
+    assert (rep["dead"], rep["ultralow"], rep["firings_at_ultralow"], rep["points"]) == (2, 1, 2.0, 2_000_000)
+    assert rep["density_populations"]["dead"] == 2
 
 
 def test_fire_counts_in_row_blocks_equal_one_product_of_a_real_encoder():
@@ -128,7 +132,3 @@ def test_fire_counts_in_row_blocks_equal_one_product_of_a_real_encoder():
         expected = (sae.encode(x) > 0).sum(0)
     counts = metrics.fire_counts(sae.encode, ArrayStore(x), x.shape[0], batch_size=metrics.FIRE_COUNT_BLOCK + 200)
     assert counts.tolist() == expected.tolist() and counts.sum() > 0
-    # over 2,000,000 points the paper's 1e-6 is 2 firings: 1 firing is ultralow, 2 is not, 0 is dead
-    rep = metrics.count_density_report(np.array([0, 1, 2, 5000, 0]), 2_000_000)
-    assert (rep["dead"], rep["ultralow"], rep["firings_at_ultralow"], rep["points"]) == (2, 1, 2.0, 2_000_000)
-    assert rep["density_populations"]["dead"] == 2
