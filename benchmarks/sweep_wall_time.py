@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from monosemantic.config import load_params  # noqa: E402
+from monosemantic.core.config import load_params  # noqa: E402
 from monosemantic.sae.train import train_sae  # noqa: E402
 from monosemantic.lm.store import ActivationStore, sha256_file  # noqa: E402
-from monosemantic.utils import seed_everything  # noqa: E402
-from sae_speed import loadavg, machine_info, machine_slug  # noqa: E402
+from monosemantic.core.utils import seed_everything  # noqa: E402
+from speed import loadavg, machine_info, machine_slug  # noqa: E402
 
 WEIGHTS = "sae_weights.safetensors"
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_sae.py", "tests/test_sae_train.py", "tests/test_resample.py", "tests/test_metrics.py",
-         "tests/test_store.py", "tests/test_transformer_nan.py", "tests/test_activations.py"]
+         "tests/test_store.py", "tests/test_transformer_nan.py", "tests/test_activations.py",
+         "tests/test_config.py"]  # test_config: the profiles (merged onto params.yaml) against their golden copies
 COPY = ["monosemantic", "stages", "tools", "tests", "configs", "params.yaml", "pyproject.toml", "dvc.yaml"]
 
 
@@ -45,8 +46,8 @@ MUTATIONS = [
              "directions * (encoder_scale * mean_alive_norm)", "directions * (1.0 * mean_alive_norm)"),
     Mutation("resampled encoder scale 1.0 instead of cfg's 0.2 (SAETrainer.resample)", "monosemantic/sae/train.py",
              "self.cfg.resample.encoder_scale, generator)", "1.0, generator)"),
-    Mutation("resampled encoder scale 1.0 in the smoke profile", "configs/smoke.yaml",
-             "    encoder_scale: 0.2", "    encoder_scale: 1.0"),
+    Mutation("resampled encoder scale 1.0 in the smoke profile (an overlay of params.yaml)", "configs/smoke.yaml",
+             "n_inputs: 4096}}", "n_inputs: 4096, encoder_scale: 1.0}}"),
     Mutation("resampling picks inputs with probability ∝ loss, not loss²", "monosemantic/sae/resample.py",
              "prob = loss.double().pow(2)", "prob = loss.double()"),
     Mutation("Adam moments of resampled features not reset", "monosemantic/sae/resample.py",

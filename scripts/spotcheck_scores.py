@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from monosemantic.analysis import spotcheck  # noqa: E402
 from monosemantic.figures import interpretability as ifig  # noqa: E402
-from monosemantic.utils import fail  # noqa: E402
+from monosemantic.core.utils import fail  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,18 +16,77 @@ their states, when that stage analysed this dictionary (automata.run = RUN); oth
 import dataclasses
 import sys
 import time
+from typing import Callable
 
 import torch
 
-from monosemantic import paths
+from monosemantic.core import paths
+from monosemantic.analysis import proxies as px
+from monosemantic.analysis.inputs import load_sae
 from monosemantic.browser import screenshot as shot
 from monosemantic.browser.data import gather
-from monosemantic.browser.inputs import load_inputs
+from monosemantic.browser.inputs import BrowserInputs, Partner, load_automata, related_runs, same_points
 from monosemantic.browser.site import site_data, write_site
-from monosemantic.runner import stage
+from monosemantic.lm.model import Transformer
+from monosemantic.lm.store import ActivationStore
+from monosemantic.core.runner import stage
 
 SCREENSHOT = "--screenshot"
 SCREENSHOT_PNG = paths.figure("browser_feature.png")
+
+
+def load_split_partners(names: list[str], log: Callable[[str], None]) -> list[Partner]:
+    """The other sizes of the browsed dictionary (splitting panel); one whose artifacts are missing is left out."""
+    split = []
+    for name in names:
+        sae_dir = paths.sae_dir(name)
+        if not (sae_dir / "cfg.json").exists():
+            log(f"  warning: {sae_dir} missing; {name} left out of the splitting panel")
+            continue
+        split.append(Partner(name, load_sae(sae_dir)))
+    return split
+
+
+def load_compare_partner(params, cfg, model: str, store, name: str | None,
+                         log: Callable[[str], None]) -> Partner | None:
+    """The universality partner `name` with its model's val store (None when there is none, its artifacts are
+    missing or its store holds other tokens than `store`, the val store of the browsed run's `model`)."""
+    if not name:
+        return None
+    partner_model = params.sae_run(name).model
+    sae_dir = paths.sae_dir(name)
+    partner_store_dir = paths.activations_dir(partner_model, "val")
+    if not ((sae_dir / "cfg.json").exists() and (partner_store_dir / "manifest.json").exists()):
+        log(f"  warning: {sae_dir} or {partner_store_dir} missing; universality left out")
+        return None
+    partner_store = ActivationStore(partner_store_dir)
+    n = min(cfg.universality_points, cfg.max_points, store.n_points, partner_store.n_points)
+    if not same_points(store, partner_store, n):
+        log(f"  warning: the val stores of {model} and {partner_model} hold different tokens; "
+            "universality left out")
+        return None
+    return Partner(name, load_sae(sae_dir), partner_store)
+
+
+def load_inputs(params, cfg, log: Callable[[str], None] = print) -> BrowserInputs:
+    """Everything `gather` needs for dictionary cfg.run (a ConfigError when it is not in sae_runs), from the
+    artifacts (and the automata from metrics/analysis/interpretability.json when they are cfg.run's); a
+    partner whose artifacts are missing is left out with a warning."""
+    name = cfg.run
+    run = params.sae_run(name)
+    store = ActivationStore(paths.activations_dir(run.model, "val"))
+    tok, val, llr = px.load_proxy_tables(paths.TOKENS, paths.TOKENIZER)
+    compare_name, split_names = related_runs(name, params.sae_runs, cfg)
+    split = load_split_partners(split_names, log)
+    compare = load_compare_partner(params, cfg, run.model, store, compare_name, log)
+    return BrowserInputs(
+        run=name, run_info={"model": run.model, "n_features": run.n_features, "l1": run.l1},
+        sae=load_sae(paths.sae_dir(name)),
+        model=Transformer.load(paths.model_dir(run.model)), store=store, index=store.index(),
+        tokens=val.tokens, doc_subset=val.doc_subset, subsets=val.subsets, tok=tok, llr=llr,
+        split=split, compare=compare, ultralow_density=params.evaluate.ultralow_density,
+        dense_density=params.evaluate.dense_density,
+        automata=load_automata(paths.analysis_metrics("interpretability"), name))
 
 
 def build(params, name: str | None, with_screenshot: bool) -> None:

@@ -1,9 +1,9 @@
 """Stage corpus_stats: documents, characters and share of characters per subset and split -> metrics/corpus.json."""
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.data.corpus import SPLITS, corpus_statistics
-from monosemantic.runner import stage
-from monosemantic.utils import write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import write_json
 
 
 @stage()

@@ -7,11 +7,11 @@ rows, and the spread over seed replicates: arms that differ only in their seed) 
 paper_figures/superposition_dose_response.png.
 """
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis.dose_response import dose_response, load_arms, replicate_groups, replicate_spread
 from monosemantic.figures import analysis as figs
-from monosemantic.runner import stage
-from monosemantic.utils import write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import write_json
 
 
 @stage()

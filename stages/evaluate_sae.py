@@ -5,17 +5,27 @@ fraction of MLP loss recovered by splicing the SAE into the transformer on valid
 (monosemantic/sae/evaluate.py, definitions in monosemantic/sae/metrics.py).
 """
 
-from monosemantic import paths
-from monosemantic.runner import stage
-from monosemantic.sae.evaluate import evaluate_run, format_evaluation, write_density_outputs
-from monosemantic.utils import resolve_device, write_json
+from monosemantic.core import paths
+from monosemantic.data.tokenizer import load_stream
+from monosemantic.lm.store import ActivationStore
+from monosemantic.core.runner import stage
+from monosemantic.sae.evaluate import (evaluate_run, format_evaluation, load_run_artifacts, needs_train_density,
+                                       write_density_outputs)
+from monosemantic.core.utils import resolve_device, write_json
 
 
 @stage("RUN")
 def main(params, name: str) -> None:
-    result, density = evaluate_run(params, name, resolve_device(params.device))
+    run, cfg, device = params.sae_run(name), params.evaluate, resolve_device(params.device)
+    store = ActivationStore(paths.activations_dir(run.model, "val"))
+    val = load_stream(paths.TOKENS, "val")
+    model, sae, resampling = load_run_artifacts(name, paths.model_dir(run.model), paths.sae_dir(name), device)
+    train_store = (ActivationStore(paths.activations_dir(run.model, "train")) if needs_train_density(cfg, name)
+                   else None)
+    result, density = evaluate_run(name, run, cfg, params.transformer.batch_size, model, sae, resampling, store,
+                                   val, device, train_store)
     write_json(paths.sae_metrics(name), result)
-    write_density_outputs(density, name)
+    write_density_outputs(density, paths.eval_dir(name), paths.PLOTS / "density" / f"{name}.csv")
     print(format_evaluation(name, result))
 
 

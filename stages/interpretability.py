@@ -28,13 +28,26 @@ import time
 import torch
 from tqdm import tqdm
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis import interpretability_study as study
+from monosemantic.analysis.inputs import load_sae
 from monosemantic.analysis.spotcheck import write_spotcheck
 from monosemantic.data.tokenizer import load_stream, load_tokenizer
 from monosemantic.figures import interpretability as ifig
-from monosemantic.runner import stage
-from monosemantic.utils import write_json
+from monosemantic.lm.model import Transformer
+from monosemantic.lm.store import ActivationStore
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import write_json
+
+
+def load_groups(analysis) -> dict[str, study.Group]:
+    """The three groups of units (study.group_units) with their model's train and val stores."""
+    groups = {}
+    for group, run, model_name in study.group_units(analysis):
+        stores = {s: ActivationStore(paths.activations_dir(model_name, s)) for s in study.SPLITS}
+        groups[group] = study.Group(run, model_name, stores, Transformer.load(paths.model_dir(model_name)),
+                                    load_sae(paths.sae_dir(run)) if run else None)
+    return groups
 
 
 @stage()
@@ -43,8 +56,8 @@ def main(params) -> None:
     torch.set_num_threads(params.interpretability.threads)
     tok = load_tokenizer(paths.TOKENIZER)
     streams = {s: load_stream(paths.TOKENS, s) for s in study.SPLITS}
-    groups = study.load_groups(params)
-    out, records, spot, fig = study.analyse(params, tok, streams, groups,
+    groups = load_groups(params.analysis)
+    out, records, spot, fig = study.analyse(params.interpretability, params.analysis, tok, streams, groups,
                                             progress=lambda it, group: tqdm(it, desc=group, mininterval=5))
     ifig.automata_figure(fig["automata"], paths.figure("fig11_automata.png"))
     folder = paths.analysis_dir("interpretability")

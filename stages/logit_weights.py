@@ -14,23 +14,25 @@ paper_figures/fig3_logit_weights.png and fig4_ablation.png.
 
 import time
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis import logit_weights as lw
 from monosemantic.analysis.inputs import load_dictionary, load_proxy_matches
 from monosemantic.analysis.proxies import load_proxy_tables
 from monosemantic.figures import analysis as figs
-from monosemantic.runner import stage
-from monosemantic.utils import write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import write_json
 
 
 @stage("[RUN]")
 def main(params, name: str | None = None) -> None:
     t0 = time.perf_counter()
     name = name or params.analysis.run
-    proxies = load_proxy_matches(name)
-    d = load_dictionary(params, name, with_model=True)
-    tok, val, llr = load_proxy_tables()
-    out, top_tokens, panels, ablation_panels = lw.analyse(d, proxies, tok, val, llr, params.analysis)
+    proxies = load_proxy_matches(paths.analysis_metrics(f"proxies_{name}"), name)
+    run = params.sae_run(name)
+    dictionary = load_dictionary(name, run, paths.activations_dir(run.model, "val"), paths.sae_dir(name),
+                                 paths.model_dir(run.model))
+    tok, val, llr = load_proxy_tables(paths.TOKENS, paths.TOKENIZER)
+    out, top_tokens, panels, ablation_panels = lw.analyse(dictionary, proxies, tok, val, llr, params.analysis)
     figs.logit_weight_histograms(panels, paths.figure("fig3_logit_weights.png"))
     figs.ablation_figure(ablation_panels, paths.figure("fig4_ablation.png"))
     write_json(paths.analysis_dir(f"logit_weights_{name}") / "top_tokens.json", top_tokens)

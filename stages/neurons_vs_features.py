@@ -15,15 +15,15 @@ decoder spread of every alive feature (monosemantic/analysis/superposition.py): 
 import json
 import time
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis import neuron_basis
 from monosemantic.analysis.inputs import load_dictionary, load_feature_counts, load_proxy_matches
 from monosemantic.analysis.proxies import HYPOTHESES, load_proxy_tables
 from monosemantic.data.mix import mix_shares
 from monosemantic.data.tokenizer import load_stream
 from monosemantic.figures import analysis as figs
-from monosemantic.runner import stage
-from monosemantic.utils import PipelineError, write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import PipelineError, write_json
 
 
 @stage("[RUN]", "[PROXY]")
@@ -32,11 +32,12 @@ def main(params, name: str | None = None, proxy: str = "arabic") -> None:
     name = name or params.analysis.run
     if proxy not in HYPOTHESES:
         raise PipelineError(f"proxy {proxy!r} is not one of {', '.join(HYPOTHESES)}")
-    match = load_proxy_matches(name)[proxy]
-    d = load_dictionary(params, name)
-    _, val, llr = load_proxy_tables()
+    match = load_proxy_matches(paths.analysis_metrics(f"proxies_{name}"), name)[proxy]
+    run = params.sae_run(name)
+    dictionary = load_dictionary(name, run, paths.activations_dir(run.model, "val"), paths.sae_dir(name))
+    _, val, llr = load_proxy_tables(paths.TOKENS, paths.TOKENIZER)
     shares = mix_shares(load_stream(paths.TOKENS, "train"), params.transformer.mix)  # the training mix
-    out, fig = neuron_basis.analyse(d, proxy, match, val, llr, params.analysis,
+    out, fig = neuron_basis.analyse(dictionary, proxy, match, val, llr, params.analysis,
                                     load_feature_counts(paths.sae_dir(name)), shares)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     write_json(paths.analysis_metrics("neurons_vs_features"), out)

@@ -11,20 +11,21 @@ _RUN for runs other than analysis.run) and paper_figures/fig2_proxy_{name}_RUN.p
 
 import time
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis import proxies as px
 from monosemantic.analysis.inputs import load_dictionary
 from monosemantic.figures import analysis as figs
-from monosemantic.runner import stage
-from monosemantic.utils import write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import write_json
 
 
 @stage("RUN")
 def main(params, name: str) -> None:
     t0 = time.perf_counter()
-    d = load_dictionary(params, name)
-    _, val, llr = px.load_proxy_tables()
-    out, histograms = px.analyse(d, val, llr, params.analysis)
+    run = params.sae_run(name)
+    dictionary = load_dictionary(name, run, paths.activations_dir(run.model, "val"), paths.sae_dir(name))
+    _, val, llr = px.load_proxy_tables(paths.TOKENS, paths.TOKENIZER)
+    out, histograms = px.analyse(dictionary, val, llr, params.analysis)
     for k, (units, llr_points) in histograms.items():
         figs.proxy_histograms(k, units, llr_points, paths.figure(f"fig2_proxy_{k}_{name}.png"))
     out["seconds"] = round(time.perf_counter() - t0, 1)

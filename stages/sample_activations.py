@@ -6,17 +6,20 @@ Writes activations.n_points points from the train stream to artifacts/activation
 activations.val_points from the val stream to artifacts/activations/MODEL/val/ (monosemantic/lm/store.py layout;
 monosemantic/lm/activations.py for the sampling). The train points follow transformer.mix, the held-out points
 the natural mix. In streamed mode (activations.mode) the train folder holds only stream.json, which describes
-the stream that the SAE stage samples on the fly (monosemantic/lm/streaming.py).
+the stream that the SAE stage samples on the fly (monosemantic/lm/streaming.py). Last, identity.json: what the
+points are made from (monosemantic/lm/identity.py), the dep of the dictionaries instead of the store's bytes, which
+differ between CPUs in their last bits.
 """
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.data.tokenizer import load_stream
 from monosemantic.lm.activations import sample_activations
+from monosemantic.lm.identity import activation_identity, write_identity
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import sha256_file
 from monosemantic.lm.streaming import STREAM_FILE, open_source, write_stream_manifest
-from monosemantic.runner import stage
-from monosemantic.utils import resolve_device, resolve_precision
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import resolve_device, resolve_precision
 
 
 @stage("MODEL")
@@ -44,6 +47,9 @@ def main(params, name: str) -> None:
         print(f"{name}/{split}: {info['points']:,} points from {info['contexts']:,} contexts in "
               f"{info['seconds']:.1f}s ({info['tokens_per_s']:,.0f} tokens/s through the model, "
               f"{info['points_per_s']:,.0f} points/s)")
+    identity = activation_identity(paths.model_dir(name) / "model.safetensors", paths.TOKENS, cfg,
+                                   params.transformer.mix, precision)
+    print(f"wrote {write_identity(paths.ACTIVATIONS / name, identity)}")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ every parameter tensor independently with transformer.shuffle_seed (lm.train.shu
 artifacts/models/random/ and metrics/transformer/random.json.
 """
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.data.tokenizer import load_stream
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.train import model_metrics, shuffle_weights
-from monosemantic.runner import stage
-from monosemantic.utils import resolve_device, write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import resolve_device, write_json
 
 
 @stage()

@@ -14,23 +14,23 @@ paper_figures/fig1_umap.png and fig9_feature_splitting.png.
 
 import numpy as np
 
-from monosemantic import paths
-from monosemantic.analysis import splitting as sp
+from monosemantic.core import paths
+from monosemantic.analysis import splitting
 from monosemantic.analysis.inputs import load_sae
 from monosemantic.analysis.proxies import load_proxy_tables
 from monosemantic.figures import analysis as figs
 from monosemantic.lm.store import ActivationStore
-from monosemantic.runner import stage
-from monosemantic.utils import atomic_path, write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import atomic_path, write_json
 
 
 @stage()
 def main(params) -> None:
-    runs, model = sp.splitting_model(params)
+    runs, model = splitting.splitting_model({r: params.sae_run(r) for r in params.analysis.splitting_runs})
     store = ActivationStore(paths.activations_dir(model, "val"))
-    saes = {r: load_sae(r) for r in runs}
-    _, val, llr = load_proxy_tables(names=["base64"])
-    out, fig = sp.analyse(saes, {r: params.sae_runs[r].n_features for r in runs}, store, val, llr["base64"],
+    saes = {r: load_sae(paths.sae_dir(r)) for r in runs}
+    _, val, llr = load_proxy_tables(paths.TOKENS, paths.TOKENIZER, names=["base64"])
+    out, fig = splitting.analyse(saes, {r: params.sae_runs[r].n_features for r in runs}, store, val, llr["base64"],
                           params.analysis)
     with atomic_path(paths.analysis_dir("umap.npz")) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, embedding=fig["embedding"], group=fig["groups"], runs=np.array(runs))

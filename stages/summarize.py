@@ -11,11 +11,11 @@ import json
 
 import numpy as np
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.figures import sae as figures
-from monosemantic.runner import stage
+from monosemantic.core.runner import stage
 from monosemantic.sae.sweep import SWEEP_COLUMNS, collect_headlines, headline, read_curves, sweep_table
-from monosemantic.utils import write_csv, write_json
+from monosemantic.core.utils import write_csv, write_json
 
 
 @stage()

@@ -6,11 +6,11 @@ ARM is a key of superposition.arms. Writes artifacts/superposition/ARM/{model,sa
 metrics/superposition/ARM.json. Run all arms with `dvc repro experiments/superposition/dvc.yaml`.
 """
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis.dose_response import run_arm
-from monosemantic.config import ConfigError
-from monosemantic.runner import stage
-from monosemantic.utils import resolve_device, resolve_precision, write_json
+from monosemantic.core.config import ConfigError
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import resolve_device, resolve_precision, write_json
 
 
 @stage("ARM")

@@ -6,10 +6,10 @@ Reads corpus.data_dir/{train,val}/*.jsonl.zst; writes artifacts/tokenizer/tokeni
 artifacts/tokens/{train,val}.bin + {train,val}_docs.npz and metrics/tokens.json (monosemantic/data/tokenizer.py).
 """
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.data.tokenizer import build_token_streams
-from monosemantic.runner import stage
-from monosemantic.utils import write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import write_json
 
 
 @stage()

@@ -12,11 +12,11 @@ paper_figures/toy_mmcs.png.
 
 import time
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis import toy
 from monosemantic.figures import analysis as figs
-from monosemantic.runner import stage
-from monosemantic.utils import atomic_path, write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import atomic_path, write_json
 
 
 @stage()

@@ -6,15 +6,16 @@ Reads params.yaml (sae: the recipe, sae_runs.RUN: model, n_features, l1), trains
 artifacts/activations/MODEL/train (or on activations streamed from the model: activations.mode) and writes
 artifacts/sae/RUN/ in SAELens's layout (monosemantic/sae/train.py). While training, the checkpoint and the curves
 live in checkpoints/sae/RUN/ (not a DVC output, so a killed `dvc repro` resumes from it); the folder is removed
-once the run completes.
+once the run completes. Last, metrics/provenance/sae_RUN.json: the CPU and precision that trained it.
 """
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.lm.streaming import open_source
-from monosemantic.runner import stage
-from monosemantic.sae.model import HOOK_NAME
+from monosemantic.core.provenance import write_training_record
+from monosemantic.core.runner import stage
+from monosemantic.sae.model import sae_metadata
 from monosemantic.sae.train import train_sae
-from monosemantic.utils import resolve_device, seed_everything
+from monosemantic.core.utils import resolve_device, resolve_precision, seed_everything
 
 
 @stage("RUN")
@@ -24,10 +25,11 @@ def main(params, name: str) -> None:
     store = open_source(params, run.model, device)  # the store, or the stream (activations.mode)
     seed_everything(params.sae.seed)
     stats = train_sae(params.sae, run, store, paths.sae_dir(name), device=device,
-                      metadata={"model_name": f"monosemantic-1L-{run.model}", "hook_name": HOOK_NAME,
-                                "context_size": params.transformer.n_ctx, "run_name": name},
+                      metadata=sae_metadata(name, run.model, params.transformer.n_ctx),
                       ckpt_dir=paths.sae_checkpoints(name))
     paths.remove_empty_checkpoint_dirs()
+    write_training_record(paths.provenance("sae", name), f"train_sae@{name}", str(device),
+                          resolve_precision(params.precision, device), encoder_screen=params.sae.encoder_screen)
     print(f"{name}: mse {stats['mse']:.4g}, L0 {stats['l0']:.1f}, dead {stats['dead']}, "
           f"{stats['samples_per_s']:.0f} samples/s")
 

@@ -14,20 +14,27 @@ metrics/analysis/universality_RUN_A_RUN_B.json (headline universality_median_max
 paper_figures/fig10_universality_RUN_A_RUN_B.png and fig6_universality_scatter_RUN_A_RUN_B.png.
 """
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis import universality as uv
-from monosemantic.analysis.inputs import load_dictionary, load_proxy_matches
+from monosemantic.analysis.inputs import Dictionary, load_dictionary, load_proxy_matches
 from monosemantic.data.tokenizer import load_stream
 from monosemantic.figures import analysis as figs
-from monosemantic.runner import stage
-from monosemantic.utils import write_json
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import write_json
+
+
+def load_dictionary_with_model(params, name: str) -> Dictionary:
+    run = params.sae_run(name)
+    return load_dictionary(name, run, paths.activations_dir(run.model, "val"), paths.sae_dir(name),
+                           paths.model_dir(run.model))
 
 
 @stage("RUN_A", "RUN_B")
 def main(params, name_a: str, name_b: str) -> None:
-    a, b = (load_dictionary(params, n, with_model=True) for n in (name_a, name_b))
+    a, b = (load_dictionary_with_model(params, name) for name in (name_a, name_b))
     val = load_stream(paths.TOKENS, "val")
-    out, fig = uv.analyse(a, b, val, params.analysis, load_proxy_matches(name_a, required=False))
+    proxies = load_proxy_matches(paths.analysis_metrics(f"proxies_{name_a}"), name_a, required=False)
+    out, fig = uv.analyse(a, b, val, params.analysis, proxies)
     labels, suffix = (name_a, name_b), f"_{name_a}_{name_b}"
     figs.universality_histogram(fig["features"], fig["neurons"], paths.figure(f"fig10_universality{suffix}.png"),
                                 labels)

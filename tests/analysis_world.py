@@ -14,7 +14,7 @@ import torch
 
 from monosemantic.analysis import proxies as px
 from monosemantic.analysis.inputs import Dictionary
-from monosemantic.config import SAERun, load_params
+from monosemantic.core.config import SAERun, load_params
 from monosemantic.data.tokenizer import EOT_ID, TokenStream, train_tokenizer
 from monosemantic.lm.activations import sample_activations
 from monosemantic.lm.model import ModelConfig, build_model

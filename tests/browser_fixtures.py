@@ -8,7 +8,7 @@ import torch
 from monosemantic.analysis import proxies as px
 from monosemantic.analysis.token_bytes import vocab_bytes
 from monosemantic.browser.inputs import BrowserInputs, Partner
-from monosemantic.config import BrowserConfig
+from monosemantic.core.config import BrowserConfig
 from monosemantic.data.tokenizer import EOT_ID as EOT, train_tokenizer
 from monosemantic.lm.model import ModelConfig, build_model
 from monosemantic.lm.store import ArrayStore

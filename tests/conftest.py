@@ -14,7 +14,7 @@ def one_thread():
 @pytest.fixture(autouse=True, scope="session")
 def _timings_in_tmp(tmp_path_factory):
     """write_json puts wall-clock numbers in utils.TIMINGS_DIR; keep the tests' out of the repo's logs/."""
-    from monosemantic import utils
+    from monosemantic.core import utils
     saved = utils.TIMINGS_DIR
     utils.TIMINGS_DIR = tmp_path_factory.mktemp("timings")
     yield

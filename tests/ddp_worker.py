@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monosemantic.scale import distributed  # noqa: E402
-from monosemantic.config import ResampleConfig, SAEConfig, SAERun  # noqa: E402
+from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun  # noqa: E402
 from monosemantic.lm.store import ArrayStore  # noqa: E402
 
 CFG = SAEConfig(batch_size=64, steps=40, lr=3e-3, betas=(0.9, 0.999), geometric_median_points=256, log_every=10,
@@ -35,7 +35,7 @@ def data(n: int = 2048, d: int = 16, seed: int = 0) -> ArrayStore:
 def transformer_setup():
     """(TransformerConfig, ModelConfig, train stream, val stream): the smoke profile's recipe at toy sizes, on a
     seeded random token stream of two 'documents'."""
-    from monosemantic.config import load_params
+    from monosemantic.core.config import load_params
     from monosemantic.data.tokenizer import TokenStream
     from monosemantic.lm.model import ModelConfig
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from monosemantic.core.config import profile_dict
 from monosemantic.lm import activations as A
 from monosemantic.lm.model import ModelConfig, Transformer, build_model
 from monosemantic.lm.store import ActivationStore
@@ -143,7 +144,7 @@ def tiny_params() -> str:
     """The smoke profile at toy sizes (every key spelled, as the strict loader requires)."""
     import yaml
 
-    p = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    p = profile_dict(ROOT / "configs" / "smoke.yaml")
     p["device"], p["precision"] = "cpu", "fp32"
     p["corpus"]["data_dir"] = "data"
     p["tokenizer"].update(vocab_size=320, train_chars=40000, min_frequency=2, max_documents=0)
@@ -192,7 +193,7 @@ def test_stages_end_to_end_are_deterministic(tmp_path, capsys):
     m = json.loads((one / "metrics/transformer/A.json").read_text())
     assert set(m["subsets"]) == {"English", "Code", "Arabic", "Hebrew", "DNA", "Base64", "overall"}
     assert all("unigram_loss" in r for r in m["subsets"].values()) and "tokens_per_s" not in m
-    from monosemantic import utils  # the stages ran in-process: their timings went to utils.TIMINGS_DIR
+    from monosemantic.core import utils  # the stages ran in-process: their timings went to utils.TIMINGS_DIR
 
     timings = json.loads((utils.TIMINGS_DIR / "metrics__transformer__A.json").read_text())
     assert timings["tokens_per_s"] > 0  # wall-clock numbers live outside the tracked outputs

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+
 from monosemantic.analysis import proxies as px
 from monosemantic.analysis import universality as uv
 from monosemantic.analysis.token_bytes import vocab_bytes
@@ -17,9 +18,10 @@ from monosemantic.browser import site
 from monosemantic.browser.config import load_browser
 from monosemantic.browser.inputs import BrowserInputs, Partner, related_runs
 from monosemantic.browser.screenshot import feature_to_show
-from monosemantic.config import ConfigError, SAERun
+from monosemantic.core.config import ConfigError, SAERun, profile_dict
 from monosemantic.sae import metrics
 from tests.browser_fixtures import find_all, render_page, synthetic_automata, synthetic_inputs, tiny_config
+from tools.profile import render
 
 torch.set_num_threads(1)
 CFG = tiny_config()
@@ -235,7 +237,7 @@ def test_related_runs_and_config(tmp_path):
     assert related_runs("random_4096", runs, cfg) == ("A_4096", [])
     assert related_runs("A_4096_l1high", runs, cfg) == (None, [])
     # a complete params file: the smoke profile with its browser section changed
-    smoke = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/smoke.yaml").read_text())
+    smoke = profile_dict(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
     p = tmp_path / "params.yaml"
 
     def write(**browser_keys):
@@ -335,7 +337,7 @@ def test_stage_checks_chromium_before_any_compute(tmp_path, monkeypatch, capsys)
     from monosemantic.browser import screenshot
     from stages import browser as stage
 
-    (tmp_path / "params.yaml").write_text((Path(__file__).resolve().parents[1] / "configs/smoke.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(render("smoke"))
     monkeypatch.chdir(tmp_path)  # no artifacts here: any compute would fail on a missing file
     monkeypatch.setattr(screenshot, "find_chromium", lambda: None)
     with pytest.raises(SystemExit) as e:

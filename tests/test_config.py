@@ -1,6 +1,7 @@
-"""The strict params loader (monosemantic/schema.py, monosemantic/config.py): every profile spells exactly the
-schema's keys, the dataclasses hold no defaults, and each kind of problem gets a message naming its key, all
-problems of a file in one ConfigError."""
+"""The strict params loader (monosemantic/core/schema.py, monosemantic/core/config.py): every profile spells exactly the
+schema's keys once merged, the dataclasses hold no defaults, and each kind of problem gets a message naming its
+key, all problems of a file in one ConfigError. The profiles (configs/*.yaml) are overlays of params.yaml: merged
+by merge_profile they equal, key for key, the full profile files they replaced (tests/golden/profiles/)."""
 
 import dataclasses
 import typing
@@ -9,15 +10,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monosemantic.config import ConfigError, Params, load_params, params_from_dict
+from monosemantic.core.config import (REPLACED_WHOLE, ConfigError, Params, is_profile, load_params, merge_profile,
+                                 params_from_dict, profile_dict)
+from tools import profile as profile_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ("params.yaml", "configs/smoke.yaml", "configs/medium.yaml", "configs/paper.yaml")
+OVERLAYS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").glob("*.yaml"))
+PROFILES = ("params.yaml", *OVERLAYS)
+GOLDEN = ROOT / "tests" / "golden" / "profiles"  # the full profile files as they were before the overlays
+
+
+def complete(profile: str) -> dict:
+    """The complete params mapping of `profile`: params.yaml as is, a configs/ overlay merged onto it."""
+    return profile_dict(ROOT / profile) if is_profile(ROOT / profile) else yaml.safe_load((ROOT / profile).read_text())
 
 
 def smoke() -> dict:
-    """The smoke profile as parsed YAML: a complete params dict for the tests to spoil."""
-    return yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    """The smoke profile merged onto params.yaml: a complete params dict for the tests to spoil."""
+    return profile_dict(ROOT / "configs" / "smoke.yaml")
 
 
 def problems(data: dict) -> list[str]:
@@ -45,7 +55,7 @@ def sections(cls: type, data: dict, prefix: str = ""):
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_profile_spells_exactly_the_schemas_keys(profile):
-    data = yaml.safe_load((ROOT / profile).read_text())
+    data = complete(profile)
     n = 0
     for where, cls, section in sections(Params, data):
         spelled, schema = set(section), {f.name for f in dataclasses.fields(cls)}
@@ -102,12 +112,12 @@ def test_a_value_outside_its_literal_lists_the_allowed_ones(key, value, message)
 def test_a_bare_off_read_as_false_by_yaml_is_explained(tmp_path):
     """`dvc exp run -S sae.encoder_screen=...` writes the value back bare; YAML reads a bare off as false. The
     values are fp32 | bf16 | auto, all read as strings when bare, and a boolean gets a message that says why."""
-    text = (ROOT / "configs" / "smoke.yaml").read_text()
-    assert "  encoder_screen: fp32 " in text
+    text = profile_tool.render("smoke")  # the merged smoke params as `python -m tools.profile smoke` writes them
+    assert "  encoder_screen: fp32\n" in text
     for value in ("bf16", "auto", "fp32"):
-        (tmp_path / "p.yaml").write_text(text.replace("  encoder_screen: fp32 ", f"  encoder_screen: {value} "))
+        (tmp_path / "p.yaml").write_text(text.replace("  encoder_screen: fp32\n", f"  encoder_screen: {value}\n"))
         assert load_params(tmp_path / "p.yaml").sae.encoder_screen == value
-    (tmp_path / "p.yaml").write_text(text.replace("  encoder_screen: fp32 ", "  encoder_screen: off "))
+    (tmp_path / "p.yaml").write_text(text.replace("  encoder_screen: fp32\n", "  encoder_screen: off\n"))
     with pytest.raises(ConfigError, match=r"sae\.encoder_screen: False \(YAML reads a bare on/off/yes/no/true/false "
                                           r"as a boolean: quote the string\) not one of fp32, bf16, auto"):
         load_params(tmp_path / "p.yaml")
@@ -189,3 +199,131 @@ def test_missing_file_and_invalid_yaml(tmp_path):
 def test_every_profile_uses_the_papers_resampling_encoder_scale():
     for profile in PROFILES:
         assert load_params(ROOT / profile).sae.resample.encoder_scale == 0.2, profile  # paper: 0.2 x alive norm
+
+
+# --- profiles as overlays of params.yaml ---
+
+def same(a, b, where: str = "") -> None:
+    """a equals b key for key (in the same order) and value for value, with the same types (1 is not 1.0)."""
+    assert type(a) is type(b), f"{where}: {a!r} ({type(a).__name__}) vs {b!r} ({type(b).__name__})"
+    if isinstance(a, dict):
+        assert list(a) == list(b), f"{where}: keys {list(a)} vs {list(b)}"
+        for key in a:
+            same(a[key], b[key], f"{where}.{key}" if where else str(key))
+    elif isinstance(a, list):
+        assert len(a) == len(b), f"{where}: {a} vs {b}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} vs {b!r}"
+
+
+@pytest.mark.parametrize("profile", OVERLAYS)
+def test_every_overlay_merges_into_a_valid_params_file(profile):
+    assert is_profile(ROOT / profile)
+    params = params_from_dict(profile_dict(ROOT / profile), profile)
+    assert params == load_params(ROOT / profile)  # load_params merges a configs/ overlay the same way
+    assert params.evaluate.headline_run in params.sae_runs
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.yaml")))
+def test_overlay_merged_onto_params_equals_the_old_full_profile(name):
+    """merge(params.yaml, configs/NAME.yaml) == the full configs/NAME.yaml it replaced: nothing changed. (A
+    deliberate change of a default in params.yaml that a profile should not inherit fails here: put the old value
+    into the overlay; one it should inherit: update the golden copy.)"""
+    same(profile_dict(ROOT / "configs" / f"{name}.yaml"), yaml.safe_load((GOLDEN / f"{name}.yaml").read_text()))
+    assert (ROOT / "configs" / f"{name}.yaml").exists(), "a profile was removed: remove its golden copy too"
+
+
+@pytest.mark.parametrize("profile", OVERLAYS)
+def test_overlays_are_short_documented_and_hold_only_differences(profile):
+    text = (ROOT / profile).read_text()
+    assert len(text.splitlines()) <= 60 and text.startswith("# "), profile
+    base, overlay = yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(text)
+
+    def redundant(b, o, where=""):
+        for key, value in o.items():
+            path = f"{where}.{key}" if where else key
+            if isinstance(value, dict) and isinstance(b.get(key), dict) and path not in REPLACED_WHOLE:
+                yield from redundant(b[key], value, path)
+            elif key in b and type(value) is type(b[key]) and value == b[key] and path not in REPLACED_WHOLE:
+                yield path
+    assert list(redundant(base, overlay)) == [], f"{profile} repeats default values"
+
+
+def test_replaced_whole_are_exactly_the_schemas_named_mappings():
+    """The mappings whose keys the profile names (dict[str, ...] fields: runs, arms, seeds, mix shares) replace
+    whole; every section of the schema (a dataclass) merges key by key."""
+    found = []
+
+    def walk(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if typing.get_origin(tp) is dict:
+                found.append(prefix + f.name)
+            elif dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")
+    walk(Params)
+    assert sorted(found) == sorted(REPLACED_WHOLE)
+
+
+def test_merge_rule():
+    base = {"a": 1, "sec": {"x": 1, "y": [1, 2], "sub": {"p": 1, "q": 2}}, "sae_runs": {"A": {"l1": 1}, "B": {"l1": 2}},
+            "transformer": {"mix": {"DNA": 0.1}, "seeds": {"A": 1, "B": 2}, "steps": 5}}
+    overlay = {"sec": {"y": [3], "sub": {"q": 3}, "new": 0}, "sae_runs": {"C": {"l1": 3}},
+               "transformer": {"mix": {}, "seeds": {"A": 7}}}
+    merged = merge_profile(base, overlay)
+    assert merged == {"a": 1, "sec": {"x": 1, "y": [3], "sub": {"p": 1, "q": 3}, "new": 0},
+                      "sae_runs": {"C": {"l1": 3}}, "transformer": {"mix": {}, "seeds": {"A": 7}, "steps": 5}}
+    assert list(merged) == ["a", "sec", "sae_runs", "transformer"]  # base's key order
+    assert base["sec"]["sub"] == {"p": 1, "q": 2} and base["sae_runs"]["B"] == {"l1": 2}  # inputs untouched
+    assert merge_profile(base, {}) == base and merge_profile(base, {}) is not base
+    arms = merge_profile({"superposition": {"run": "A", "arms": {"x": {"seed": 1}}}},
+                         {"superposition": {"arms": {"y": {"seed": 2}}}})
+    assert arms == {"superposition": {"run": "A", "arms": {"y": {"seed": 2}}}}
+
+
+def test_a_merged_profile_is_validated_by_the_full_schema(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "configs" / "bad.yaml").write_text("sae: {batch_sise: 3}\n")
+    with pytest.raises(ConfigError, match=r"sae\.batch_sise: unknown key"):
+        load_params(tmp_path / "configs" / "bad.yaml")
+    (tmp_path / "configs" / "bad.yaml").write_text("transformer: {seeds: {B: 2}}\n")  # replaced whole: no A
+    with pytest.raises(ConfigError, match=r"sae_runs\.A_512\.model: 'A' is not a trained model"):
+        load_params(tmp_path / "configs" / "bad.yaml")
+
+
+def test_tools_profile_writes_the_merged_params_in_place_and_elsewhere(tmp_path, monkeypatch, capsys):
+    for rel in ("params.yaml", *OVERLAYS):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((ROOT / rel).read_text())
+    monkeypatch.setattr(profile_tool, "ROOT", tmp_path)
+    assert profile_tool.main(["paper", "--out", str(tmp_path / "out" / "p.yaml")]) == 0
+    same(yaml.safe_load((tmp_path / "out" / "p.yaml").read_text()), yaml.safe_load((GOLDEN / "paper.yaml").read_text()))
+    assert (tmp_path / "params.yaml").read_text() == (ROOT / "params.yaml").read_text()  # --out: untouched
+    assert profile_tool.main(["smoke"]) == 0 and "git checkout params.yaml" in capsys.readouterr().out
+    written = (tmp_path / "params.yaml").read_text()
+    same(yaml.safe_load(written), yaml.safe_load((GOLDEN / "smoke.yaml").read_text()))
+    assert load_params(tmp_path / "params.yaml") == load_params(ROOT / "configs" / "smoke.yaml")
+    assert "sae_runs:\n  A_128: {model: A, n_features: 128, l1: 0.004}\n" in written  # readable, schema order
+    # params.yaml is now the applied smoke profile: merging another profile onto it is refused
+    assert profile_tool.main(["paper", "--out", str(tmp_path / "p2.yaml")]) == 1
+    assert "holds the applied profile 'smoke'" in capsys.readouterr().err
+    assert profile_tool.main(["nope", "--out", str(tmp_path / "p3.yaml")]) == 1
+    assert "no such profile (known: medium, paper, smoke)" in capsys.readouterr().err
+
+
+def test_one_precision_by_default_on_every_cpu():
+    """fp32 in the default and every CPU profile: `auto` would train in bf16 on CPUs with bf16 units and in fp32
+    elsewhere, so the same profile would give other numbers on another CPU; auto/bf16 stay opt-in (GPU profiles)."""
+    from pathlib import Path
+
+    from monosemantic.core.config import load_params, profile_dict
+
+    root = Path(__file__).resolve().parents[1]
+    assert load_params(root / "params.yaml").precision == "fp32"
+    for profile in sorted((root / "configs").glob("*.yaml")):
+        expected = "auto" if profile.stem in ("paper", "medium") else "fp32"  # the GPU profiles
+        assert profile_dict(profile)["precision"] == expected, profile.name

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from monosemantic.analysis import dose_response as D
-from monosemantic.config import SuperpositionArm, load_params
+from monosemantic.core.config import SuperpositionArm, load_params
 
 RARE = {"Arabic": 0.02, "Hebrew": 0.02, "DNA": 0.02, "Base64": 0.02}
 

@@ -19,12 +19,28 @@ STAGES = [(f"{f.parent.name}:{name}", script, deps)
 def test_the_walk_follows_imports_transitively():
     files = reached_files(ROOT / "stages" / "train_sae.py")
     rels = {f.relative_to(ROOT).as_posix() for f in files}
-    # train_sae imports sae.train, which imports sae.resample; every module imports the package __init__s
-    assert {"monosemantic/sae/train.py", "monosemantic/sae/resample.py", "monosemantic/__init__.py",
-            "monosemantic/sae/__init__.py", "monosemantic/config.py", "monosemantic/utils.py",
-            "stages/__init__.py"} <= rels
+    # train_sae imports sae.train, which imports sae.resample
+    assert {"monosemantic/sae/train.py", "monosemantic/sae/resample.py", "monosemantic/core/config.py",
+            "monosemantic/core/utils.py"} <= rels
     assert "monosemantic/browser/site.py" not in rels
+    # the packages' __init__.py files are docstrings only: inert, no dep
+    assert "monosemantic/__init__.py" not in rels and "stages/__init__.py" not in rels
     assert uncovered(files, ["stages/train_sae.py"]) and not uncovered(files, ["stages", "monosemantic"])
+
+
+def test_an_init_with_code_is_a_dep_and_folders_cover_subpackages(tmp_path):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "monosemantic" / "lm").mkdir(parents=True)
+    (tmp_path / "stages" / "__init__.py").write_text('"""Stages."""\n')
+    (tmp_path / "stages" / "s.py").write_text("from monosemantic.lm import model\n")
+    (tmp_path / "monosemantic" / "__init__.py").write_text('"""Package."""\nSCALE = 2\n')  # not inert
+    (tmp_path / "monosemantic" / "lm" / "__init__.py").write_text('"""Sub."""\n')
+    (tmp_path / "monosemantic" / "lm" / "model.py").write_text("X = 1\n")
+    rels = {f.relative_to(tmp_path).as_posix() for f in reached_files(tmp_path / "stages" / "s.py", tmp_path)}
+    assert rels == {"stages/s.py", "monosemantic/__init__.py", "monosemantic/lm/model.py"}
+    assert code_deps(tmp_path / "stages" / "s.py", tmp_path) == ["stages/s.py", "monosemantic/__init__.py",
+                                                                 "monosemantic/lm"]
+    assert code_deps(tmp_path / "stages" / "s.py", tmp_path, per_file=True)[-1] == "monosemantic/lm/model.py"
 
 
 def test_stage_script_reads_module_and_path_commands():

@@ -13,7 +13,7 @@
 import pytest
 import torch
 
-from monosemantic.config import ResampleConfig, SAEConfig
+from monosemantic.core.config import ResampleConfig, SAEConfig
 from monosemantic.sae.model import SparseAutoencoder
 from monosemantic.sae.screen import BF16_U, EncoderScreen, _gamma, resolve_encoder_screen, screen_coefficients
 from monosemantic.sae.train import SAETrainer

@@ -20,7 +20,7 @@ import copy
 import pytest
 import torch
 
-from monosemantic.config import ResampleConfig, SAEConfig
+from monosemantic.core.config import ResampleConfig, SAEConfig
 from monosemantic.sae.model import SparseAutoencoder
 from monosemantic.sae.train import AUTO_MAX_DENSITY, SAETrainer
 

@@ -68,9 +68,8 @@ def test_analyse_on_a_tiny_model(world):
     cfg = dataclasses.replace(p.interpretability, n_units=6, explain_points=800, score_points=300, top_examples=10,
                               min_active=3, successor_tokens=4000, spotcheck_units=2, automata_contexts=8,
                               automata_pinned=4, logit_k=5, automata_min_count=2)
-    params = dataclasses.replace(p, interpretability=cfg)
     with torch.no_grad():
-        out, records, spot, fig = study.analyse(params, world.tok, world.streams, groups(world))
+        out, records, spot, fig = study.analyse(cfg, p.analysis, world.tok, world.streams, groups(world))
     assert out["explain_points"] == {"A": 800} and out["score_points"] == {"A": 300}
     assert out["subsets"] == sorted(world.streams["val"].subsets)
     for group, recs in records.items():
@@ -105,8 +104,7 @@ def test_automata_headline_and_summary(world, monkeypatch):
     cfg = dataclasses.replace(world.params.interpretability, n_units=2, explain_points=300, score_points=200,
                               top_examples=5, min_active=2, successor_tokens=2000, spotcheck_units=1, logit_k=3)
     with torch.no_grad():
-        out, _, _, fig = study.analyse(dataclasses.replace(world.params, interpretability=cfg), world.tok,
-                                       world.streams, groups(world))
+        out, _, _, fig = study.analyse(cfg, world.params.analysis, world.tok, world.streams, groups(world))
     assert out["headline"]["automata"] == [{"states": [3], "edges": [[3, 3]], "lift": [7.0], "pinned_rate": [0.75],
                                             "baseline_rate": [0.125], "natural_rate": [0.5], "causal": [True],
                                             "expected_pinned_rate": [0.7], "expected_baseline_rate": [0.1],

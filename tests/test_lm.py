@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from monosemantic.lm import train as lm
-from monosemantic.config import TransformerConfig
+from monosemantic.core.config import TransformerConfig
 from monosemantic.lm.model import ModelConfig, build_model
 from monosemantic.data.tokenizer import TokenStream
-from monosemantic.training import checkpoint_state
+from monosemantic.core.training import checkpoint_state
 
 VOCAB = 32
 CPU = torch.device("cpu")

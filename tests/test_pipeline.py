@@ -1,4 +1,5 @@
-"""The whole pipeline, end to end, on the smoke profile (configs/smoke.yaml) in scratch copies of the repo.
+"""The whole pipeline, end to end, on the smoke profile (params.yaml merged with the overlay configs/smoke.yaml by
+tools.regression.scratch_copy) in scratch copies of the repo.
 
 Slow (a few minutes): two full reproductions from scratch, to show that same params give identical outputs.
 """

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from monosemantic.scale import plan
-from monosemantic.config import load_params
+from monosemantic.core.config import load_params
 from monosemantic.lm.model import ModelConfig, build_model
 
 

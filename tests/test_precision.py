@@ -3,7 +3,7 @@ CPU without bf16 units is honoured but warned about (PyTorch emulates it, ~8x sl
 
 import torch
 
-from monosemantic import utils
+from monosemantic.core import utils
 
 CPU = torch.device("cpu")
 

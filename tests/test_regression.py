@@ -89,3 +89,16 @@ def test_collect_fingerprints_weights_and_keeps_integer_metrics(tmp_path):
     assert got == {"metrics/sae/A.json:dead": 3, "metrics/sae/A.json:mse": 0.5,
                    "metrics/sae/A.json:resampling[0].step": 5,
                    "artifacts/sae/A/sae_weights.safetensors:sha256": hashlib.sha256(b"weights").hexdigest()}
+
+
+def test_scratch_copy_gets_the_smoke_params_the_full_profile_file_held(tmp_path):
+    """configs/smoke.yaml is an overlay of params.yaml: the scratch copy's params.yaml is the merged profile, value
+    for value the full smoke profile the regression baseline was made with (tests/golden/profiles/smoke.yaml)."""
+    import yaml
+
+    from monosemantic.core.config import load_params
+
+    dest = regression.scratch_copy(tmp_path / "copy")
+    golden = yaml.safe_load((regression.ROOT / "tests/golden/profiles/smoke.yaml").read_text())
+    assert yaml.safe_load((dest / "params.yaml").read_text()) == golden
+    assert load_params(dest / "params.yaml").sae_runs["A_256"].n_features == 256

@@ -1,4 +1,4 @@
-"""One way to run a stage (monosemantic/runner.py), the artifact paths (paths.py) and the stage-deps tool."""
+"""One way to run a stage (monosemantic/core/runner.py), the artifact paths (paths.py) and the stage-deps tool."""
 
 import subprocess
 import sys
@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from monosemantic import paths
-from monosemantic.runner import stage
-from monosemantic.utils import PipelineError
+from monosemantic.core import paths
+from monosemantic.core.runner import stage
+from monosemantic.core.utils import PipelineError
+from tools.profile import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def in_smoke_dir(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text((ROOT / "configs" / "smoke.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(render("smoke"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -71,8 +72,7 @@ def test_pipeline_errors_and_missing_files_have_no_traceback(in_smoke_dir, capsy
 
 
 def test_invalid_params_stop_before_the_stage_runs(in_smoke_dir, capsys):
-    (in_smoke_dir / "params.yaml").write_text((ROOT / "configs" / "smoke.yaml").read_text()
-                                              .replace("\ndevice: ", "\ndevice: tpu  #"))
+    (in_smoke_dir / "params.yaml").write_text(render("smoke").replace("\ndevice: ", "\ndevice: tpu  #"))
     ran = []
 
     @stage()

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic.config import ResampleConfig, SAEConfig, SAERun
+from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun
 from monosemantic.sae.model import SparseAutoencoder
 from monosemantic.sae.train import CHECKPOINT_FILE, NonFiniteLossError, SAETrainer, read_rows, train_sae
-from monosemantic.training import checkpoint_state
+from monosemantic.core.training import checkpoint_state
 from monosemantic.lm.store import ArrayStore
 
 ROOT = Path(__file__).resolve().parents[1]

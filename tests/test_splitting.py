@@ -6,25 +6,25 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic.analysis import splitting as sp
+from monosemantic.analysis import splitting
 
 
 def test_cosine_matrix_known_vectors():
     a = np.array([[1.0, 0.0], [1.0, 1.0]])
     b = np.array([[2.0, 0.0], [0.0, 3.0], [-1.0, -1.0]])
-    c = sp.cosine_matrix(a, b)
+    c = splitting.cosine_matrix(a, b)
     s = 1 / np.sqrt(2)
     assert c == pytest.approx(np.array([[1.0, 0.0, -s], [s, s, -1.0]]))
 
 
 def test_unit_columns_and_nearest_parents():
     W_small = torch.tensor([[1.0, 0.0], [0.0, 5.0], [0.0, 0.0]])  # (d=3, F=2): columns e0, 5·e1
-    cols = sp.unit_columns(W_small)
+    cols = splitting.unit_columns(W_small)
     assert cols == pytest.approx(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
     # children: two split from e0 (at 30° either side towards e2), one equal to e1
     t = np.deg2rad(30)
     large = np.array([[np.cos(t), 0, np.sin(t)], [np.cos(t), 0, -np.sin(t)], [0, 1, 0]])
-    idx, cos = sp.nearest_parents(large, cols)
+    idx, cos = splitting.nearest_parents(large, cols)
     assert list(idx) == [0, 0, 1]
     assert cos == pytest.approx([np.cos(t), np.cos(t), 1.0])
 
@@ -32,7 +32,7 @@ def test_unit_columns_and_nearest_parents():
 def test_count_family_rule():
     spec = np.array([0.9, 0.5, 0.49, 0.95, 1.0])
     fires = np.array([100, 20, 500, 19, 0])
-    assert list(sp.count_family(spec, fires, min_specificity=0.5, min_active=20)) == [0, 1]
+    assert list(splitting.count_family(spec, fires, min_specificity=0.5, min_active=20)) == [0, 1]
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +42,22 @@ def world(tmp_path_factory, one_thread):
 
 
 def test_splitting_runs_are_ordered_by_size_and_share_a_model(world):
-    from monosemantic.config import ConfigError
+    from monosemantic.core.config import ConfigError
 
     p = world.params
-    assert sp.splitting_model(p) == (["A_8", "A_16"], "A")
-    swapped = dataclasses.replace(p, analysis=dataclasses.replace(p.analysis, splitting_runs=("A_16", "A_8")))
-    assert sp.splitting_model(swapped) == (["A_8", "A_16"], "A")
-    for runs, match in ((("A_8", "B_16"), "share one model"), (("A_8", "C_1"), "not in sae_runs")):
-        bad = dataclasses.replace(p, analysis=dataclasses.replace(p.analysis, splitting_runs=runs))
-        with pytest.raises(ConfigError, match=match):
-            sp.splitting_model(bad)
+    assert splitting.splitting_model({r: p.sae_run(r) for r in p.analysis.splitting_runs}) == (["A_8", "A_16"], "A")
+    assert splitting.splitting_model({r: p.sae_run(r) for r in ("A_16", "A_8")}) == (["A_8", "A_16"], "A")
+    with pytest.raises(ConfigError, match="share one model"):
+        splitting.splitting_model({r: p.sae_run(r) for r in ("A_8", "B_16")})
 
 
 def test_analyse_counts_the_family_by_the_rule(world, monkeypatch):
-    monkeypatch.setattr(sp, "umap_embed", lambda v, *a: v[:, :2] * 1.0)  # umap-learn itself is not under test
+    monkeypatch.setattr(splitting, "umap_embed", lambda v, *a: v[:, :2] * 1.0)  # umap-learn itself is not under test
     saes = {r: world.saes[r] for r in ("A_8", "A_16")}
     store, val = world.stores[("A", "val")], world.streams["val"]
     # random dictionaries: about 10% of the points are base64, so a 15% specificity picks a few features
     cfg = dataclasses.replace(world.params.analysis, base64_min_specificity=0.15)
-    out, fig = sp.analyse(saes, {"A_8": 8, "A_16": 16}, store, val, world.llr["base64"], cfg)
+    out, fig = splitting.analyse(saes, {"A_8": 8, "A_16": 16}, store, val, world.llr["base64"], cfg)
     n = cfg.max_points
     pos = world.llr["base64"][val.tokens[store.index()["token"][:n]].astype(np.int64)] > 0
     for r, sae in saes.items():
@@ -74,9 +71,9 @@ def test_analyse_counts_the_family_by_the_rule(world, monkeypatch):
         assert out["headline"]["base64_features_by_size"][str(len(saes[r].b_e))] == len(family) == fig["counts"][r]
     assert out["headline"]["base64_features_by_size"] != {"8": 0, "16": 0}  # the rule is exercised
     idx, cos = fig["parents"]["A_16"]
-    c = sp.cosine_matrix(sp.unit_columns(saes["A_16"].W_d), sp.unit_columns(saes["A_8"].W_d))
+    c = splitting.cosine_matrix(splitting.unit_columns(saes["A_16"].W_d), splitting.unit_columns(saes["A_8"].W_d))
     assert idx.tolist() == c.argmax(1).tolist() and cos == pytest.approx(c.max(1), abs=1e-6)
     assert out["pairs"]["A_8->A_16"]["median_max_cosine"] == pytest.approx(np.median(c.max(1)), abs=1e-6)
     # the co-embedding holds the smaller dictionary's 8 decoder vectors, then the larger one's 16
     assert fig["groups"].tolist() == [0] * 8 + [1] * 16 and fig["offsets"] == {"A_8": 0, "A_16": 8}
-    assert fig["embedding"] == pytest.approx(np.concatenate([sp.unit_columns(s.W_d) for s in saes.values()])[:, :2])
+    assert fig["embedding"] == pytest.approx(np.concatenate([splitting.unit_columns(s.W_d) for s in saes.values()])[:, :2])

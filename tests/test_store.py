@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from monosemantic.core.config import profile_dict
 from monosemantic.lm import store as S
 from monosemantic.lm.store import ActivationStore, StoreError
 
@@ -100,7 +101,7 @@ def test_train_sae_stage_reports_a_corrupted_shard_without_a_traceback(tmp_path)
     """End to end through the stage script: one line naming the shard, exit code 2, nothing written."""
     import yaml
 
-    params = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    params = profile_dict(ROOT / "configs" / "smoke.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     run_name = next(iter(params["sae_runs"]))
     model = params["sae_runs"][run_name]["model"]

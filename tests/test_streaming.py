@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic.config import ResampleConfig, SAEConfig, SAERun
+from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun
 from monosemantic.lm.model import build_model
 from monosemantic.sae.model import SparseAutoencoder
 from monosemantic.sae.train import train_sae
@@ -92,7 +92,7 @@ def test_identity_names_the_data(model, stream):
 def test_open_source_follows_activations_mode(model, stream, tmp_path):
     import dataclasses
 
-    from monosemantic.config import load_params
+    from monosemantic.core.config import load_params
     from monosemantic.lm.store import StoreError
     from monosemantic.lm.streaming import STREAM_FILE, open_source, write_stream_manifest
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from monosemantic.core.config import profile_dict
 from monosemantic.data import tokenizer as T
 from monosemantic.data.corpus import Document, write_shard
 
@@ -149,7 +150,7 @@ def test_missing_stream_is_a_clear_error(tmp_path):
 def test_stage_rejects_bad_params(tmp_path):
     import yaml
 
-    params = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    params = profile_dict(ROOT / "configs" / "smoke.yaml")
     params["tokenizer"]["vocab_size"] = 10
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     r = subprocess.run([sys.executable, "-m", "stages.tokenize_corpus"], cwd=tmp_path, capture_output=True, text=True,

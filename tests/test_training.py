@@ -1,4 +1,4 @@
-"""The resumable-training helper (monosemantic/training.py) on its own: fingerprint, checkpoint integrity and
+"""The resumable-training helper (monosemantic/core/training.py) on its own: fingerprint, checkpoint integrity and
 fingerprint check, RNG round trip, dvclive rows trimmed on resume, the non-finite loss stop."""
 
 import hashlib
@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from monosemantic import training
-from monosemantic.training import (CHECKPOINT_MAGIC, Checkpointer, CorruptCheckpointError, LiveLog,
+from monosemantic.core import training
+from monosemantic.core.training import (CHECKPOINT_MAGIC, Checkpointer, CorruptCheckpointError, LiveLog,
                                    NonFiniteLossError, check_finite, checkpoint_state, restore_rng, rng_state)
 
 
@@ -20,8 +20,9 @@ def test_fingerprint_is_sha256_of_sorted_json_then_data():
 
 
 def test_code_digest_hashes_package_files():
-    digest = training.code_digest(("training.py",))
-    assert digest == {"training.py": hashlib.sha256(training.PACKAGE.joinpath("training.py").read_bytes()).hexdigest()}
+    digest = training.code_digest(("core/training.py",))
+    expected = hashlib.sha256(training.PACKAGE.joinpath("core/training.py").read_bytes()).hexdigest()
+    assert digest == {"core/training.py": expected}
 
 
 def test_save_then_load_round_trips_and_records_its_sha256(tmp_path):

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from monosemantic.lm import train as lm
-from monosemantic.config import TransformerConfig
+from monosemantic.core.config import TransformerConfig
 from monosemantic.lm.model import ModelConfig
 from monosemantic.data.tokenizer import TokenStream
-from monosemantic.training import NonFiniteLossError, checkpoint_state
+from monosemantic.core.training import NonFiniteLossError, checkpoint_state
 
 CPU = torch.device("cpu")
 

@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import platform as _platform
 import shutil
 import subprocess
 import sys
@@ -40,6 +39,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from monosemantic.core.provenance import platform_info
+from tools.profile import apply as apply_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "tests" / "golden" / "smoke.json"
@@ -117,27 +119,6 @@ def flatten(obj, prefix: str = "") -> dict[str, float | int]:
     return out
 
 
-def platform_info() -> dict[str, object]:
-    """What decides whether two runs can be bit-identical: CPU, its ISA, core count, library versions."""
-    import numpy
-    import torch
-
-    model, flags = _platform.processor(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", _platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = sorted(f for f in line.split(":", 1)[1].split()
-                               if f.startswith(("avx", "fma", "amx", "sse4")))
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "isa": flags, "machine": _platform.machine(), "cores": os.cpu_count(),
-            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "python": _platform.python_version()}
-
-
 def collect(root: Path) -> dict[str, float | int | str]:
     """Every number of every metrics/**/*.json under root, keyed "relative/path.json:key.path", and the sha256
     of every trained weights file, keyed "relative/path.safetensors:sha256"."""
@@ -208,7 +189,8 @@ def format_table(rows) -> str:
 
 def scratch_copy(dest: Path, profile: str = PROFILE) -> Path:
     """A scratch git repository with the working tree's files (tracked and untracked, not ignored; without the
-    committed outputs of the default run) and data/, with `profile` as its params.yaml."""
+    committed outputs of the default run) and data/, with params.yaml merged with the overlay `profile` as its
+    params.yaml (python -m tools.profile: the same params the full smoke profile file held)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                            capture_output=True).stdout.decode().split("\0")
     for rel in filter(None, files):
@@ -220,7 +202,8 @@ def scratch_copy(dest: Path, profile: str = PROFILE) -> Path:
             shutil.copy2(src, dest / rel)
     if (ROOT / "data").exists():
         shutil.copytree(ROOT / "data", dest / "data", dirs_exist_ok=True)
-    shutil.copy2(ROOT / profile, dest / "params.yaml")
+    # the profile is an overlay of params.yaml: the merged, validated params (tools/profile.py), as before
+    apply_profile(ROOT / profile, out=dest / "params.yaml", base=ROOT / "params.yaml")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "scratch"]):
         subprocess.run(cmd, cwd=dest, check=True, env=git_env(), capture_output=True)
     return dest

@@ -2,11 +2,16 @@
 
     python -m tools.stage_deps            list, per stage, the files its script imports but its deps miss
     python -m tools.stage_deps --write    rewrite the code deps (stages/, monosemantic/, tools/ lines) of every
-                                          stage in dvc.yaml and experiments/*/dvc.yaml to exactly what it imports
+                                          stage in dvc.yaml and experiments/*/dvc.yaml from what it imports
 
 A change in a module that a stage imports but does not list would leave DVC's cached result of that stage in
 place although the code that made it changed (tests/test_dvc_deps.py checks it). A dep that is a folder covers
 every file under it.
+
+Two granularities. Most stages depend on the *folders* of the subpackages they reach (monosemantic/analysis, ...):
+short, readable deps, at the price of a rerun when a sibling module changes. The stages whose outputs are shipped
+trained artifacts (TRAINED) list the exact *files* they reach instead, so that an edit to evaluation or analysis
+code never invalidates the shipped transformers and dictionaries.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("monosemantic", "stages", "tools")
-CODE_DEP = re.compile(r"^(\s*)- (?:monosemantic|stages|tools)/\S+\.py\s*$")
+CODE_DEP = re.compile(r"^(\s*)- (?:monosemantic|stages|tools)(?:/[\w./-]*)?\s*$")
+# stages that train what the bundled remote ships: exact per-file code deps (see the module docstring)
+TRAINED = ("train_transformer", "train_sae")
+CORE = ("monosemantic", "core")  # the infrastructure every stage imports: a folder dep even for TRAINED
 
 
 def module_file(dotted: str, root: Path = ROOT) -> Path | None:
@@ -53,9 +61,16 @@ def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
     return names
 
 
+def inert(path: Path) -> bool:
+    """A file that is only a docstring (the packages' __init__.py files): running it cannot change an output, so
+    it is no code dep."""
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+
+
 def reached_files(script: Path, root: Path = ROOT) -> set[Path]:
     """Every file of the repository's packages reached from `script` by imports, transitively (each package's
-    __init__.py included: importing a.b.c runs a/__init__ and a/b/__init__ too)."""
+    __init__.py included: importing a.b.c runs a/__init__ and a/b/__init__ too), except inert ones."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
@@ -74,7 +89,7 @@ def reached_files(script: Path, root: Path = ROOT) -> set[Path]:
                 target = module_file(".".join(parts[:i]), root)
                 if target is not None and target not in seen:
                     todo.append(target)
-    return seen
+    return {f for f in seen if not inert(f)}
 
 
 def stage_script(cmd: str, root: Path = ROOT) -> Path | None:
@@ -101,10 +116,19 @@ def uncovered(files: set[Path], deps: list[str], root: Path = ROOT) -> list[str]
     return [r for r in rels if not any(r == d or r.startswith(d + "/") for d in deps)]
 
 
-def code_deps(script: Path, root: Path = ROOT) -> list[str]:
-    """What a stage's deps list for its code: its script first, then every package file it reaches, sorted."""
-    rest = sorted(f.relative_to(root).as_posix() for f in reached_files(script, root) if f != script)
-    return [script.relative_to(root).as_posix()] + rest
+def code_deps(script: Path, root: Path = ROOT, per_file: bool = False) -> list[str]:
+    """What a stage's deps list for its code: its script first, then the package folders it reaches (a module of
+    a subpackage, monosemantic/lm/model.py, counts as its folder monosemantic/lm) and the top-level files
+    (monosemantic/__init__.py, stages/__init__.py), sorted; per_file: every file it reaches instead, except
+    monosemantic/core/, the infrastructure every stage runs on, which stays one folder."""
+    rest = set()
+    for f in reached_files(script, root):
+        if f == script:
+            continue
+        parts = f.relative_to(root).parts
+        whole_folder = len(parts) >= 3 and (not per_file or parts[:2] == CORE)
+        rest.add("/".join(parts[:2] if whole_folder else parts))
+    return [script.relative_to(root).as_posix()] + sorted(rest)
 
 
 def rewrite(dvc_yaml: Path, root: Path = ROOT) -> bool:
@@ -118,7 +142,7 @@ def rewrite(dvc_yaml: Path, root: Path = ROOT) -> bool:
         dep = CODE_DEP.match(line)
         if dep and stage in scripts and scripts[stage] is not None:
             if stage not in done:
-                out += [f"{dep.group(1)}- {d}" for d in code_deps(scripts[stage], root)]
+                out += [f"{dep.group(1)}- {d}" for d in code_deps(scripts[stage], root, stage in TRAINED)]
                 done.add(stage)
             continue
         out.append(line)

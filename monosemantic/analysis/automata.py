@@ -51,7 +51,7 @@ torch.Generator per edge, from the seed and the edge): the same inputs give the 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
+from scipy import sparse
 import scipy.stats
 import torch
 
@@ -62,14 +62,14 @@ CAUSAL_ALPHA = 0.01  # and the sign test's one-sided p-value below this
 TIE = 1e-6  # |d_b| at most this counts as a tie in expected_causal_decision (float rounding)
 
 
-def fire_matrix(acts: np.ndarray | torch.Tensor) -> sp.csr_matrix:
+def fire_matrix(acts: np.ndarray | torch.Tensor) -> sparse.csr_matrix:
     """(T, n) activations -> sparse 0/1 firing matrix (float64)."""
     a = torch.as_tensor(acts)
     idx = (a > 0).nonzero().numpy()
-    return sp.csr_matrix((np.ones(len(idx)), (idx[:, 0], idx[:, 1])), shape=tuple(a.shape))
+    return sparse.csr_matrix((np.ones(len(idx)), (idx[:, 0], idx[:, 1])), shape=tuple(a.shape))
 
 
-def lift_matrix(fire: sp.csr_matrix, has_next: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+def lift_matrix(fire: sparse.csr_matrix, has_next: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
     """Co-firing counts C_ij = #{n: i fires at n, j fires at n+1} over positions with a next token in the same
     context (has_next, (T,) bool), the lift L_ij = (C_ij / N_i) / P(j), and P(j) (on the positions n+1)."""
     nxt = np.flatnonzero(has_next)
@@ -83,17 +83,17 @@ def lift_matrix(fire: sp.csr_matrix, has_next: np.ndarray) -> tuple[sp.csr_matri
     return C, L.tocsr(), p_j
 
 
-def token_fire_rate(fire: sp.csr_matrix, tokens: np.ndarray, vocab_size: int) -> sp.csr_matrix:
+def token_fire_rate(fire: sparse.csr_matrix, tokens: np.ndarray, vocab_size: int) -> sparse.csr_matrix:
     """r_j(t): the share of occurrences of token t on which feature j fires, (vocab, n) sparse."""
     tokens = np.asarray(tokens, dtype=np.int64)
-    onehot = sp.csr_matrix((np.ones(len(tokens)), (tokens, np.arange(len(tokens)))), shape=(vocab_size, len(tokens)))
+    onehot = sparse.csr_matrix((np.ones(len(tokens)), (tokens, np.arange(len(tokens)))), shape=(vocab_size, len(tokens)))
     counts = np.bincount(tokens, minlength=vocab_size).astype(np.float64)
     R = (onehot @ fire).tocsr()
-    inv = sp.diags(np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0))
+    inv = sparse.diags(np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0))
     return (inv @ R).tocsr()
 
 
-def find_automata(fire: sp.csr_matrix, has_next: np.ndarray, tokens: np.ndarray, logit_weights: np.ndarray, *,
+def find_automata(fire: sparse.csr_matrix, has_next: np.ndarray, tokens: np.ndarray, logit_weights: np.ndarray, *,
                   top_k: int = 10, min_count: int = 5, min_lift: float = 5.0, max_automata: int = 4,
                   max_overlap: float = 0.5) -> list[dict]:
     """Self-loops and two-state cycles whose every edge has >= min_count co-firings, lift >= min_lift and logit
@@ -182,15 +182,15 @@ def causal_decision(pinned: np.ndarray, ablated: np.ndarray) -> tuple[bool, floa
     return expected_causal_decision(np.asarray(pinned, bool).astype(np.float64) - np.asarray(ablated, bool))
 
 
-def expected_causal_decision(d: np.ndarray) -> tuple[bool, float]:
+def expected_causal_decision(effects: np.ndarray) -> tuple[bool, float]:
     """(causal, p) from the per-prefix differences d_b = E_pinned(b) − E_ablated(b) of the expected rates:
     causal when mean_b d_b ≥ CAUSAL_MARGIN and the one-sided sign test of the nonzero d_b (|d_b| > TIE; d_b > 0
     against d_b < 0) gives p < CAUSAL_ALPHA."""
-    d = np.asarray(d, np.float64)
-    if d.size == 0:
+    effects = np.asarray(effects, np.float64)
+    if effects.size == 0:
         return False, 1.0
-    p = sign_test(int((d > TIE).sum()), int((d < -TIE).sum()))
-    return bool(d.mean() >= CAUSAL_MARGIN - 1e-12 and p < CAUSAL_ALPHA), p
+    p = sign_test(int((effects > TIE).sum()), int((effects < -TIE).sum()))
+    return bool(effects.mean() >= CAUSAL_MARGIN - 1e-12 and p < CAUSAL_ALPHA), p
 
 
 def candidate_mask(probs: torch.Tensor, coverage: float, max_candidates: int) -> torch.Tensor:
@@ -280,14 +280,15 @@ def causal_rates(model, sae, contexts: torch.Tensor, positions, i: int, j: int, 
         res[f"{c}_uncovered"] = (1.0 - (p * mask).sum(-1)).clamp_min(0.0).numpy()
         res[f"expected_{c}_rate"] = float(res[f"{c}_expected"].mean())
     res["n_candidates"] = mask.sum(-1).numpy()
-    d = res["pinned_expected"] - res["baseline_expected"]
-    res["expected_effect"] = float(d.mean())
+    effects = res["pinned_expected"] - res["baseline_expected"]
+    res["expected_effect"] = float(effects.mean())
     res["uncovered_mass"] = float(max(res[f"{c}_uncovered"].max() for c in names))
     res["uncovered_mass_mean"] = float(np.mean([res[f"{c}_uncovered"].mean() for c in names]))
     # the exact mean effect lies in [mean(d − m_ablated), mean(d + m_pinned)] (each E_c(b) is short by ≤ m_c(b))
-    res["effect_bounds"] = [float((d - res["baseline_uncovered"]).mean()), float((d + res["pinned_uncovered"]).mean())]
+    res["effect_bounds"] = [float((effects - res["baseline_uncovered"]).mean()),
+                            float((effects + res["pinned_uncovered"]).mean())]
     res["data_rate"] = float(_fires(sae, j, model.mlp_acts(contexts, positions=nxt)[:, 0]).float().mean())
-    res["causal"], res["effect_p"] = expected_causal_decision(d)
+    res["causal"], res["effect_p"] = expected_causal_decision(effects)
     res["causal_p"] = res["effect_p"]
     res["sampled_causal"], res["sampled_causal_p"] = causal_decision(res["pinned_fires"], res["baseline_fires"])
     return res
@@ -319,7 +320,7 @@ def edge_generator(seed: int, i: int, j: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0]))
 
 
-def example_path(fire: sp.csr_matrix, has_next: np.ndarray, states: list[int], length: int = 6) -> int | None:
+def example_path(fire: sparse.csr_matrix, has_next: np.ndarray, states: list[int], length: int = 6) -> int | None:
     """First position n where the automaton runs for `length` consecutive tokens (states visited in turn,
     every step within one context), or the longest such run's start; None when it never takes one step."""
     fc = fire.tocsc()
@@ -338,7 +339,7 @@ def example_path(fire: sp.csr_matrix, has_next: np.ndarray, states: list[int], l
     return best if best_len >= 2 else None
 
 
-def top_tokens(fire: sp.csr_matrix, tokens: np.ndarray, feature: int, k: int = 3) -> list[int]:
+def top_tokens(fire: sparse.csr_matrix, tokens: np.ndarray, feature: int, k: int = 3) -> list[int]:
     """The k tokens on which `feature` fires most often."""
     on = np.asarray(fire.tocsc()[:, feature].todense()).ravel() > 0
     c = np.bincount(np.asarray(tokens)[on])
@@ -369,7 +370,7 @@ def model_automata(model, sae, contexts: torch.Tensor, label, *, top_k: int = 10
         f = sae.encode(model.mlp_acts(contexts[b:b + batch]).reshape(-1, sae.d))
         peak = torch.maximum(peak, f.max(0).values)
         fires.append(fire_matrix(f))
-    fire = sp.vstack(fires).tocsr()
+    fire = sparse.vstack(fires).tocsr()
     toks = contexts.reshape(-1).numpy()
     has_next = (np.arange(len(toks)) % T) < T - 1
     W = lw.feature_logit_weights(model, sae, lw.residual_std(model, contexts[:32])).numpy()

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import torch
 
-from monosemantic import paths
+from monosemantic.core import paths
 from monosemantic.analysis import proxies as px
-from monosemantic.analysis.inputs import load_feature_counts
+from monosemantic.analysis.inputs import load_feature_counts, load_sae
 from monosemantic.lm.activations import sample_activations
 from monosemantic.lm.train import fingerprint, model_metrics, train, unigram_log_probs
 from monosemantic.data.mix import mix_shares, subset_token_counts
 from monosemantic.lm.model import ModelConfig, Transformer
-from monosemantic.sae.model import SparseAutoencoder
 from monosemantic.sae.train import train_sae
 from monosemantic.lm.store import ActivationStore
 from monosemantic.analysis.superposition import (PROXY_SUBSET, blind_unigram_losses, context_learned,
@@ -78,7 +77,7 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
     scfg = dataclasses.replace(params.sae, steps=params.sae.steps * arm.sae_points_mult)
     stats = train_sae(scfg, run, ActivationStore(acts / "train"), work / "sae", device=device, progress=progress,
                       metadata={"run_name": f"superposition_{arm_name}"})
-    sae = SparseAutoencoder.load(work / "sae").eval()
+    sae = load_sae(work / "sae")
     _, _, llr = px.load_proxy_tables(tokens_dir, str(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json"))
     store = ActivationStore(acts / "val")
     shares = mix_shares(train_stream, arm.mix)

@@ -1,10 +1,13 @@
-"""What the analysis stages read: a dictionary of the sweep with its model's held-out activations, and the
+"""The loaders of the stages' inputs: a dictionary of the sweep with its model's held-out activations, and the
 proxy features an earlier stage found.
 
-`load_dictionary` loads one SAE run (params.sae_runs) with the validation activation store of its transformer
-(the held-out documents; activations.py samples every model's store on the same tokens) and, when asked, the
-transformer itself; `load_feature_counts` the firings per feature counted in training; `load_proxy_matches`
-the proxy features of metrics/analysis/proxies_RUN.json (stage proxies).
+The stages resolve where each artifact lives (monosemantic/core/paths.py) and pass the folders and files here; no
+function of this module knows the artifact layout. `load_sae` loads a trained dictionary (the one SAE loader
+of the package, in eval mode); `load_dictionary` a run of params.sae_runs with the validation activation store
+of its transformer (the held-out documents; monosemantic/lm/activations.py samples every model's store on the
+same tokens) and, when given its folder, the transformer itself; `load_feature_counts` the firings per feature
+counted in training; `load_proxy_matches` the proxy features of metrics/analysis/proxies_RUN.json (stage
+proxies).
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monosemantic import paths
-from monosemantic.config import Params, SAERun
+from monosemantic.core.config import SAERun
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import ActivationStore
 from monosemantic.sae.model import SparseAutoencoder
@@ -33,16 +35,18 @@ class Dictionary:
     model: Transformer | None = None
 
 
-def load_sae(name: str) -> SparseAutoencoder:
-    return SparseAutoencoder.load(paths.sae_dir(name)).eval()
+def load_sae(sae_dir: str | Path, device="cpu") -> SparseAutoencoder:
+    """The trained dictionary saved in `sae_dir` (SAELens's layout), on `device`, in eval mode."""
+    return SparseAutoencoder.load(sae_dir, device).eval()
 
 
-def load_dictionary(params: Params, name: str, with_model: bool = False) -> Dictionary:
-    """Run `name` of params.sae_runs (a ConfigError naming the known runs otherwise) with its model's val store."""
-    run = params.sae_run(name)
-    store = ActivationStore(paths.activations_dir(run.model, "val"))
-    sae = load_sae(name)
-    model = Transformer.load(paths.model_dir(run.model)) if with_model else None
+def load_dictionary(name: str, run: SAERun, store_dir: str | Path, sae_dir: str | Path,
+                    model_dir: str | Path | None = None) -> Dictionary:
+    """Run `name` (`run`: its params.sae_runs entry) with its model's val store (store_dir), its SAE (sae_dir)
+    and, when model_dir is given, its transformer."""
+    store = ActivationStore(store_dir)
+    sae = load_sae(sae_dir)
+    model = Transformer.load(model_dir) if model_dir is not None else None
     return Dictionary(name, run, store, sae, model)
 
 
@@ -52,10 +56,10 @@ def load_feature_counts(sae_dir: str | Path) -> np.ndarray | None:
     return np.load(path) if path.exists() else None
 
 
-def load_proxy_matches(name: str, required: bool = True) -> dict | None:
-    """{proxy: {"feature": {"index", "pearson", ...}, "neuron": {...}, ...}} of run `name` (stage proxies);
-    when missing, None if not `required`."""
-    path = paths.analysis_metrics(f"proxies_{name}")
+def load_proxy_matches(path: str | Path, name: str, required: bool = True) -> dict | None:
+    """{proxy: {"feature": {"index", "pearson", ...}, "neuron": {...}, ...}} of run `name` from stage proxies'
+    metrics file `path`; when missing, None if not `required`."""
+    path = Path(path)
     if not path.exists():
         if not required:
             return None

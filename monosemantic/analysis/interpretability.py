@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
+from scipy import sparse
 
 SCALE = 10.0  # the paper's simulator predicts activations on a 0–10 scale
 RUBRIC_MAX = {"consistency": 6, "logit": 4, "specificity": 4}
@@ -212,15 +212,15 @@ def simulation_scores(expl: Explanation, acts: np.ndarray, keys: np.ndarray, mix
 # ------------------------------------------------------------------------------------------------
 
 
-def successor_counts(tokens: np.ndarray, vocab_size: int) -> sp.csr_matrix:
+def successor_counts(tokens: np.ndarray, vocab_size: int) -> sparse.csr_matrix:
     """C[a, b] = number of times token b follows token a in the stream (sparse, vocab × vocab)."""
     t = np.asarray(tokens, dtype=np.int64)
     pair = t[:-1] * vocab_size + t[1:]
     u, c = np.unique(pair, return_counts=True)
-    return sp.csr_matrix((c.astype(np.float64), (u // vocab_size, u % vocab_size)), shape=(vocab_size, vocab_size))
+    return sparse.csr_matrix((c.astype(np.float64), (u // vocab_size, u % vocab_size)), shape=(vocab_size, vocab_size))
 
 
-def successor_scores(token_weights: np.ndarray, succ: sp.csr_matrix, unigram: np.ndarray,
+def successor_scores(token_weights: np.ndarray, succ: sparse.csr_matrix, unigram: np.ndarray,
                      eps: float = 1e-6) -> np.ndarray:
     """s(y) = log((Σ_t v_t C[t, y] / Σ_t v_t C[t, ·] + ε) / (P(y) + ε)) for every token y."""
     row = np.asarray(succ.T @ np.asarray(token_weights, np.float64)).ravel()
@@ -276,7 +276,7 @@ def rubric(expl: Explanation, acts: np.ndarray, keys: np.ndarray, mix: dict[str,
 def evaluate_units(train_acts: np.ndarray, train_keys: np.ndarray, val_acts: np.ndarray, val_keys: np.ndarray,
                    n_subsets: int, *, top_examples: int, max_keys: int, n_intervals: int, per_interval: int,
                    n_random: int, single_token_share: float, seed: int, logit_weights: np.ndarray | None = None,
-                   succ: sp.csr_matrix | None = None, unigram: np.ndarray | None = None, logit_k: int = 10,
+                   succ: sparse.csr_matrix | None = None, unigram: np.ndarray | None = None, logit_k: int = 10,
                    units: np.ndarray | None = None, progress: Callable | None = None) -> list[dict]:
     """Every score of each column of train_acts (n, U) / val_acts (m, U): explanation from the training split,
     simulation scores and rubric on the held-out split, logit accuracy when logit_weights (U, vocab), the

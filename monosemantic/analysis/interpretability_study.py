@@ -21,12 +21,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from monosemantic import paths
 from monosemantic.analysis import interpretability as ip
 from monosemantic.analysis import logit_weights as lw
 from monosemantic.analysis import proxies as px
 from monosemantic.analysis.automata import validation_automata
-from monosemantic.analysis.inputs import load_sae
 from monosemantic.analysis.spotcheck import spotcheck_entries
 from monosemantic.analysis.token_bytes import EOT_ID, token_label
 from monosemantic.lm.model import Transformer
@@ -49,16 +47,11 @@ class Group:
     sae: SparseAutoencoder | None
 
 
-def load_groups(params) -> dict[str, Group]:
-    """features (analysis.run), neurons (analysis.model), random_features (analysis.random_run)."""
-    a = params.analysis
-    groups = {}
-    for group, run, model_name in (("features", a.run, a.model), ("neurons", None, a.model),
-                                   ("random_features", a.random_run, a.random_model)):
-        stores = {s: ActivationStore(paths.activations_dir(model_name, s)) for s in SPLITS}
-        groups[group] = Group(run, model_name, stores, Transformer.load(paths.model_dir(model_name)),
-                              load_sae(run) if run else None)
-    return groups
+def group_units(analysis) -> list[tuple[str, str | None, str]]:
+    """(group, run, model) of the three groups: features (analysis.run), neurons (analysis.model),
+    random_features (analysis.random_run); the stage loads each into a Group, in this order."""
+    return [("features", analysis.run, analysis.model), ("neurons", None, analysis.model),
+            ("random_features", analysis.random_run, analysis.random_model)]
 
 
 def split_points(store, stream, n: int, codes: np.ndarray) -> tuple[int, dict, np.ndarray]:
@@ -95,12 +88,11 @@ def unit_logit_weights(g: Group, units: np.ndarray, val_tokens: np.ndarray) -> n
 
 
 @torch.no_grad()
-def analyse(params, tok, streams: dict, groups: dict[str, Group], progress: Callable | None = None):
+def analyse(cfg, analysis, tok, streams: dict, groups: dict[str, Group], progress: Callable | None = None):
     """Every group's units scored (module docstring) and the automata of analysis.run's features.
 
-    streams: {"train", "val"} token streams. Returns (metrics/analysis/interpretability.json, {group: per-unit
+    cfg: params.interpretability; analysis: params.analysis; streams: {"train", "val"} token streams. Returns (metrics/analysis/interpretability.json, {group: per-unit
     records} (units.json), the spot-check entries (spotcheck.write_spotcheck), the figures' data)."""
-    cfg, a = params.interpretability, params.analysis
     names = sorted(set(streams["train"].subsets) | set(streams["val"].subsets))
     codes = {s: np.array([names.index(n) for n in st.subsets], dtype=np.int64) for s, st in streams.items()}
     S, V, val = len(names), tok.get_vocab_size(), streams["val"].tokens
@@ -125,8 +117,8 @@ def analyse(params, tok, streams: dict, groups: dict[str, Group], progress: Call
 
         def acts_of(units, g=g, n_tr=n_tr, n_va=n_va):
             fn = px.feature_columns(g.sae, units) if g.sae is not None else (lambda x: x[:, units])
-            return (px.unit_activations(g.stores["train"], n_tr, fn, a.batch_size),
-                    px.unit_activations(g.stores["val"], n_va, fn, a.batch_size))
+            return (px.unit_activations(g.stores["train"], n_tr, fn, analysis.batch_size),
+                    px.unit_activations(g.stores["val"], n_va, fn, analysis.batch_size))
 
         units, tr, va = sample_units(g.sae.n_features if g.sae is not None else g.stores["train"].d, cfg, rng, acts_of)
         recs = ip.evaluate_units(tr, keys_tr, va, keys_va, S, top_examples=cfg.top_examples, max_keys=cfg.max_keys,
@@ -146,7 +138,7 @@ def analyse(params, tok, streams: dict, groups: dict[str, Group], progress: Call
 
     automata, n_tok = validation_automata(cfg, groups["features"].model, groups["features"].sae, val, tok,
                                           np.random.default_rng(cfg.seed + 2))
-    out["automata"] = {"run": a.run, "tokens": n_tok, "found": automata}
+    out["automata"] = {"run": analysis.run, "tokens": n_tok, "found": automata}
     out["headline"] = {**ip.headline(out), "automata": [
         {k: x[k] for k in ("states", "edges", "lift", "pinned_rate", "baseline_rate", "natural_rate", "causal",
                            "expected_pinned_rate", "expected_baseline_rate", "expected_effect", "effect_bounds",

@@ -79,11 +79,11 @@ def logit_weight_matrix(W_U: torch.Tensor, gamma: torch.Tensor, sigma: float, W_
 def feature_logit_weights(model, sae, sigma: float, features: list[int] | None = None,
                           center: bool = True) -> torch.Tensor:
     """Logit weights of SAE features (all, or the listed ones): (n, vocab)."""
-    d = sae.W_d.detach().T  # (F, d_mlp), rows are decoder vectors
+    decoder_rows = sae.W_d.detach().T  # (F, d_mlp), rows are decoder vectors
     if features is not None:
-        d = d[features]
+        decoder_rows = decoder_rows[features]
     return logit_weight_matrix(model.W_U.weight.detach(), model.ln_f.weight.detach(), sigma,
-                               model.mlp.W_out.weight.detach(), d, center)
+                               model.mlp.W_out.weight.detach(), decoder_rows, center)
 
 
 def neuron_logit_weights(model, sigma: float, center: bool = True) -> torch.Tensor:
@@ -130,8 +130,8 @@ def ablation_effect(model, sae, tokens: torch.Tensor, feature: int) -> dict[str,
 
 
 @torch.no_grad()
-def analyse(d, proxies: dict, tok, val, llr: dict[str, np.ndarray], cfg) -> tuple[dict, dict, list, list]:
-    """Logit weights and ablation of dictionary `d` (an inputs.Dictionary with its model) for the proxy features
+def analyse(dictionary, proxies: dict, tok, val, llr: dict[str, np.ndarray], cfg) -> tuple[dict, dict, list, list]:
+    """Logit weights and ablation of `dictionary` (an inputs.Dictionary with its model) for the proxy features
     `proxies` (inputs.load_proxy_matches; val: the validation token stream, llr: proxies.load_proxy_tables).
 
     Returns (metrics/analysis/logit_weights_RUN.json, {feature: {"top", "bottom"} token labels} for every
@@ -139,7 +139,7 @@ def analyse(d, proxies: dict, tok, val, llr: dict[str, np.ndarray], cfg) -> tupl
     are proxy-positive (LLR > 0), against its best neuron's and the vocabulary's; the ablation in the context of
     the feature's largest activation among the first cfg.max_points points: Δ (module docstring) averaged over
     the positions where the feature fires, split by whether the next token is proxy-positive."""
-    model, sae, k, n_ctx = d.model, d.sae, cfg.top_k, d.model.cfg.n_ctx
+    model, sae, k, n_ctx = dictionary.model, dictionary.sae, cfg.top_k, dictionary.model.cfg.n_ctx
     label = lambda i: token_label(tok, int(i))  # noqa: E731
     sigma = residual_scale(model, val.tokens)
     W = feature_logit_weights(model, sae, sigma)  # (F, vocab)
@@ -147,11 +147,11 @@ def analyse(d, proxies: dict, tok, val, llr: dict[str, np.ndarray], cfg) -> tupl
     table = {str(i): {"top": [label(t) for t in top[i]], "bottom": [label(t) for t in bottom[i]]}
              for i in range(W.shape[0])}
     ntop, _ = top_bottom(neuron_logit_weights(model, sigma), k)
-    out = {"run": d.name, "sigma": sigma, "top_k": k, "proxies": {}}
+    out = {"run": dictionary.name, "sigma": sigma, "top_k": k, "proxies": {}}
     panels, abl_panels = [], []
-    index = d.store.index()
+    index = dictionary.store.index()
     names = list(proxies)
-    fa = px.unit_activations(d.store, min(cfg.max_points, d.store.n_points),
+    fa = px.unit_activations(dictionary.store, min(cfg.max_points, dictionary.store.n_points),
                              px.feature_columns(sae, [proxies[p]["feature"]["index"] for p in names]), cfg.batch_size)
     for j, p in enumerate(names):
         i, neuron = proxies[p]["feature"]["index"], proxies[p]["neuron"]["index"]

@@ -51,31 +51,31 @@ def unit_profile(acts: np.ndarray, subset: np.ndarray, subsets: list[str], proxy
 
 
 @torch.no_grad()
-def analyse(d, proxy: str, match: dict, val, llr: dict[str, np.ndarray], cfg,
+def analyse(dictionary, proxy: str, match: dict, val, llr: dict[str, np.ndarray], cfg,
             feature_counts: np.ndarray | None = None, target_shares: dict[str, float] | None = None) -> tuple[dict, dict]:
-    """Stage neurons_vs_features for dictionary `d` (inputs.Dictionary) and `proxy`, whose best feature is
-    match["feature"]["index"] (inputs.load_proxy_matches(run)[proxy]); llr: every proxy's table; feature_counts:
+    """Stage neurons_vs_features for `dictionary` (inputs.Dictionary) and `proxy`, whose best feature is
+    match["feature"]["index"] (inputs.load_proxy_matches(...)[proxy]); llr: every proxy's table; feature_counts:
     firings per feature during training (alive = > 0; None: fired on these points); target_shares: the
     training mix's subset shares (mix.mix_shares), for the comparison at the training mix.
 
     Returns (metrics/analysis/neurons_vs_features.json, Fig. 5's data: "weights" d_i, "top" neurons,
     "mass" {unit: subset shares}, "subsets", "title")."""
     i = match["feature"]["index"]
-    W_d = d.sae.W_d.detach().numpy()
+    W_d = dictionary.sae.W_d.detach().numpy()
     w = W_d[:, i].astype(np.float64)
     top = [int(j) for j in np.argsort(-np.abs(w))[:cfg.top_k]]
-    n = min(cfg.max_points, d.store.n_points)
-    index = d.store.index()
+    n = min(cfg.max_points, dictionary.store.n_points)
+    index = dictionary.store.index()
     subset = val.doc_subset[index["doc"][:n]].astype(np.int64)
     tids = px.point_tokens(index, val.tokens, n)
     p, pos = px.proxy_value(llr[proxy])[tids], llr[proxy][tids] > 0
-    feature = px.feature_columns(d.sae, [i])
-    acts = px.unit_activations(d.store, n, lambda x: torch.cat([feature(x), x[:, top]], dim=1), cfg.batch_size)
+    feature = px.feature_columns(dictionary.sae, [i])
+    acts = px.unit_activations(dictionary.store, n, lambda x: torch.cat([feature(x), x[:, top]], dim=1), cfg.batch_size)
     units = [f"feature {i}"] + [f"neuron {j}" for j in top]
     rows = {u: unit_profile(a, subset, val.subsets, p, pos) for u, a in zip(units, acts.T)}
     for j in top:
         rows[f"neuron {j}"]["decoder_weight"] = round(float(w[j]), 4)
-    out = {"run": d.name, "proxy": proxy, "feature": i,
+    out = {"run": dictionary.name, "proxy": proxy, "feature": i,
            "neurons_for_half_norm": int(neurons_for_norm_share(W_d, 0.5)[i]),
            "neurons_for_90pct_norm": int(neurons_for_norm_share(W_d, 0.9)[i]),
            "top_neurons": top, "units": rows}
@@ -87,13 +87,13 @@ def analyse(d, proxy: str, match: dict, val, llr: dict[str, np.ndarray], cfg,
         "feature_effective_subsets": rows[units[0]]["effective_subsets"],
         "top_neurons_median_effective_subsets": float(np.median([r["effective_subsets"] for r in top_rows])),
     }}
-    fvn = out["features_vs_neurons"] = features_vs_neurons(d.store, d.sae, val, llr, n, cfg.batch_size, feature_counts,
-                                                           target_shares)
+    fvn = out["features_vs_neurons"] = features_vs_neurons(dictionary.store, dictionary.sae, val, llr, n,
+                                                           cfg.batch_size, feature_counts, target_shares)
     out["headline"]["features_vs_neurons"] = headline(fvn)
     if "at_training_mix" in fvn:
         out["headline"]["features_vs_neurons_at_training_mix"] = headline(fvn["at_training_mix"])
     out["headline"]["decoder_spread_alive"] = fvn["decoder_spread_alive"]
     figure = {"weights": w, "top": top[:5], "subsets": val.subsets,
               "mass": {u: np.array([rows[u]["subset_share"][s] for s in val.subsets]) for u in units[:8]},
-              "title": f"{d.name} {px.HYPOTHESES[proxy].name} feature {i}"}
+              "title": f"{dictionary.name} {px.HYPOTHESES[proxy].name} feature {i}"}
     return out, figure

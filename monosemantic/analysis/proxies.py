@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
-from monosemantic import paths
 from monosemantic.analysis.token_bytes import split_units, vocab_bytes
 from monosemantic.data.tokenizer import load_stream, load_tokenizer
 
@@ -282,8 +282,9 @@ def point_tokens(index: dict[str, np.ndarray], tokens: np.ndarray, n_points: int
     return np.asarray(tokens[index["token"][:n_points]]).astype(np.int64)
 
 
-def load_proxy_tables(tokens_dir=paths.TOKENS, tokenizer_path=paths.TOKENIZER, names: Iterable[str] = PROXY_NAMES):
-    """(tokenizer, token stream of the val split, {name: LLR per token id}); P(t) from the train split."""
+def load_proxy_tables(tokens_dir: str | Path, tokenizer_path: str | Path, names: Iterable[str] = PROXY_NAMES):
+    """(tokenizer, token stream of the val split, {name: LLR per token id}) from the tokenized corpus in
+    tokens_dir (artifacts/tokens) and the tokenizer file; P(t) from the train split."""
     tok = load_tokenizer(tokenizer_path)
     vocab = vocab_bytes(tok)
     counts = token_counts(load_stream(tokens_dir, "train").tokens, len(vocab))
@@ -301,19 +302,20 @@ def headline_key(base: str, run: str, main_run: str) -> str:
 
 
 @torch.no_grad()
-def analyse(d, val, llr: dict[str, np.ndarray], cfg) -> tuple[dict, dict]:
-    """Every proxy against every feature of dictionary `d` (an inputs.Dictionary) and every neuron of its model,
+def analyse(dictionary, val, llr: dict[str, np.ndarray], cfg) -> tuple[dict, dict]:
+    """Every proxy against every feature of `dictionary` (an inputs.Dictionary) and every neuron of its model,
     on the first cfg.max_points points of its held-out store (val: the token stream the store was sampled from).
 
     Returns (metrics/analysis/proxies_RUN.json, Fig. 2's data: {proxy: ({"feature"|"neuron": (title, activation
     of the best unit on every point)}, the proxy's LLR on every point)}). Headline keys are suffixed _RUN for runs
     other than cfg.run (headline_key)."""
-    n = min(cfg.max_points, d.store.n_points)
-    tids = point_tokens(d.store.index(), val.tokens, n)
+    n = min(cfg.max_points, dictionary.store.n_points)
+    tids = point_tokens(dictionary.store.index(), val.tokens, n)
     names = list(PROXY_NAMES)
     points = np.stack([proxy_value(llr[k])[tids] for k in names], axis=1).astype(np.float32)
-    res = match_proxies(d.store, points, {"features": d.sae.encode, "neurons": lambda x: x}, n, cfg.batch_size)
-    out = {"run": d.name, "model": d.run.model, "n_points": n, "proxies": {}}
+    res = match_proxies(dictionary.store, points, {"features": dictionary.sae.encode, "neurons": lambda x: x}, n,
+                        cfg.batch_size)
+    out = {"run": dictionary.name, "model": dictionary.run.model, "n_points": n, "proxies": {}}
     for j, k in enumerate(names):
         out["proxies"][k] = {
             "proxy_positive_tokens": int(res["features"]["n_pos"][j]),
@@ -323,15 +325,15 @@ def analyse(d, val, llr: dict[str, np.ndarray], cfg) -> tuple[dict, dict]:
         }
     best_f = [out["proxies"][k]["feature"]["index"] for k in names]
     best_n = [out["proxies"][k]["neuron"]["index"] for k in names]
-    fa = unit_activations(d.store, n, feature_columns(d.sae, best_f), cfg.batch_size)
-    na = unit_activations(d.store, n, lambda x: x[:, best_n], cfg.batch_size)
+    fa = unit_activations(dictionary.store, n, feature_columns(dictionary.sae, best_f), cfg.batch_size)
+    na = unit_activations(dictionary.store, n, lambda x: x[:, best_n], cfg.batch_size)
     histograms = {}
     for j, k in enumerate(names):
         f, u = out["proxies"][k]["feature"], out["proxies"][k]["neuron"]
-        histograms[k] = ({"feature": (f"{d.name} feature {best_f[j]} (r = {f['pearson']:.2f})", fa[:, j]),
+        histograms[k] = ({"feature": (f"{dictionary.name} feature {best_f[j]} (r = {f['pearson']:.2f})", fa[:, j]),
                           "neuron": (f"best neuron {best_n[j]} (r = {u['pearson']:.2f})", na[:, j])}, llr[k][tids])
     out["headline"] = {
-        headline_key(f"proxy_pearson{unit}", d.name, cfg.run): {
+        headline_key(f"proxy_pearson{unit}", dictionary.name, cfg.run): {
             k: round(out["proxies"][k][key]["pearson"], 4) for k in names}
         for unit, key in (("", "feature"), ("_best_neuron", "neuron"))}
     return out, histograms

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from monosemantic.analysis import proxies as px
-from monosemantic.config import ConfigError
+from monosemantic.core.config import ConfigError, SAERun
 
 
 def unit_columns(W_d: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -71,13 +71,13 @@ def umap_embed(vectors: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1
 # ------------------------------------------------------------------------------------------------
 
 
-def splitting_model(params) -> tuple[list[str], str]:
-    """analysis.splitting_runs ordered by size, and the one model they share (a ConfigError otherwise)."""
-    runs = list(params.analysis.splitting_runs)
-    models = {params.sae_run(r).model for r in runs}
+def splitting_model(runs: dict[str, SAERun]) -> tuple[list[str], str]:
+    """The runs of analysis.splitting_runs ({name: its sae_runs entry}) ordered by size, and the one model they
+    share (a ConfigError otherwise)."""
+    models = {run.model for run in runs.values()}
     if len(models) != 1:
         raise ConfigError(f"analysis.splitting_runs must share one model, got {sorted(models)}")
-    return sorted(runs, key=lambda r: params.sae_runs[r].n_features), models.pop()
+    return sorted(runs, key=lambda r: runs[r].n_features), models.pop()
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import numpy as np
 
 from monosemantic.analysis.interpretability import heldout_mix
 from monosemantic.analysis.token_bytes import token_label
-from monosemantic.utils import atomic_path, write_json
+from monosemantic.core.utils import atomic_path, write_json
 
 SPOTCHECK_FIELDS = ("id", "interpretation", "confidence_0_2", "consistency_0_6", "logit_0_4", "specificity_0_2")
 

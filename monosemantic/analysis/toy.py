@@ -1,5 +1,5 @@
 """Toy-model verification (paper appendix, after Sharkey et al. 2022): data made of known sparse features in
-superposition, dictionaries learned by the same training code as the real SAEs (sae_train.train_sae on an
+superposition, dictionaries learned by the same training code as the real SAEs (sae.train.train_sae on an
 ArrayStore), scored by how well they recover the ground truth.
 
 Data. n_true ground-truth directions g_j, random unit vectors in R^d (n_true > d: superposition). Each point
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic.config import ResampleConfig, SAEConfig, SAERun
+from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun
 from monosemantic.lm.store import ArrayStore
 
 GROUP = 4
@@ -91,15 +91,15 @@ def toy_sae_config(steps: int, batch_size: int, lr: float, seed: int, n_points: 
 
 
 def train_toy_sae(data: ToyData, n_features: int, l1: float, cfg: SAEConfig, out_dir: str | Path | None = None):
-    """Train an SAE on the toy data with sae_train.train_sae; returns (sae, train_stats)."""
-    from monosemantic.sae.model import SparseAutoencoder
+    """Train an SAE on the toy data with sae.train.train_sae; returns (sae in eval mode, train_stats)."""
+    from monosemantic.analysis.inputs import load_sae
     from monosemantic.sae.train import train_sae
 
     run = SAERun(model="toy", n_features=n_features, l1=l1)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp)
         stats = train_sae(cfg, run, ArrayStore(data.x), out, resume=False, progress=False)
-        sae = SparseAutoencoder.load(out)
+        sae = load_sae(out)
     return sae, stats
 
 

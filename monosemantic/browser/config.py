@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from monosemantic.config import BrowserConfig, Params, load_params
+from monosemantic.core.config import BrowserConfig, Params, load_params
 
 __all__ = ["BrowserConfig", "load_browser"]
 

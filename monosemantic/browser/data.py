@@ -35,7 +35,7 @@ import torch
 
 from monosemantic.analysis import logit_weights as lw
 from monosemantic.analysis import proxies as px
-from monosemantic.analysis import splitting as sp
+from monosemantic.analysis import splitting
 from monosemantic.analysis import universality as uv
 from monosemantic.browser.inputs import BrowserInputs
 from monosemantic.sae import metrics
@@ -255,10 +255,10 @@ def nearest_decoders(W_d: torch.Tensor, W_d_other: torch.Tensor, k: int,
                      chunk: int = 512) -> list[list[tuple[int, float]]]:
     """Per feature, the k features of another dictionary with the most similar decoder direction,
     [(index, cosine)] (splitting.cosine_matrix), in row chunks (bounded memory against a large dictionary)."""
-    cols, other = sp.unit_columns(W_d.detach().cpu()), sp.unit_columns(W_d_other.detach().cpu())
+    cols, other = splitting.unit_columns(W_d.detach().cpu()), splitting.unit_columns(W_d_other.detach().cpu())
     out = []
     for s in range(0, len(cols), chunk):
-        c = torch.from_numpy(sp.cosine_matrix(cols[s:s + chunk], other))
+        c = torch.from_numpy(splitting.cosine_matrix(cols[s:s + chunk], other))
         v, ix = c.topk(min(k, c.shape[1]), dim=1)
         out += [list(zip(a, b)) for a, b in zip(ix.tolist(), v.tolist())]
     return out

@@ -1,7 +1,9 @@
 """The feature browser's inputs: the browsed dictionary, its model, validation store and token stream, the
 dictionaries it is compared with (other sizes of the same model for splitting, the partner model's for
 universality) and its feature automata (from the interpretability stage's metrics, when that stage analysed
-this dictionary), loaded from the artifacts (`load_inputs`) or built in memory by a test.
+this dictionary), loaded from the artifacts by the stage (stages/browser.py) or built in memory by a test.
+`related_runs` names the dictionaries compared with, `same_points` whether a partner's store holds the same
+tokens, `load_automata` reads the automata from the interpretability stage's metrics file.
 """
 
 from __future__ import annotations
@@ -9,16 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from monosemantic import paths
-from monosemantic.analysis import proxies as px
 from monosemantic.analysis.logit_weights import SIGMA_CONTEXTS
-from monosemantic.lm.model import Transformer
-from monosemantic.lm.store import ActivationStore
-from monosemantic.sae.model import SparseAutoencoder
 
 
 @dataclass
@@ -83,43 +79,6 @@ def related_runs(name: str, sae_runs: dict, cfg) -> tuple[str | None, list[str]]
     return compare, split
 
 
-def load_inputs(params, cfg, log: Callable[[str], None] = print) -> BrowserInputs:
-    """Everything `gather` needs for dictionary cfg.run (a ConfigError when it is not in sae_runs), from the
-    artifacts (and the automata from metrics/analysis/interpretability.json when they are cfg.run's); a
-    partner whose artifacts are missing is left out with a warning."""
-    name = cfg.run
-    run = params.sae_run(name)
-    store = ActivationStore(paths.activations_dir(run.model, "val"))
-    tok, val, llr = px.load_proxy_tables(paths.TOKENS, paths.TOKENIZER)
-    compare_name, split_names = related_runs(name, params.sae_runs, cfg)
-    split = []
-    for s in split_names:
-        d = paths.sae_dir(s)
-        if not (d / "cfg.json").exists():
-            log(f"  warning: {d} missing; {s} left out of the splitting panel")
-            continue
-        split.append(Partner(s, SparseAutoencoder.load(d).eval()))
-    compare = None
-    if compare_name:
-        crun = params.sae_run(compare_name)
-        d = paths.sae_dir(compare_name)
-        cstore_dir = paths.activations_dir(crun.model, "val")
-        if (d / "cfg.json").exists() and (cstore_dir / "manifest.json").exists():
-            cstore = ActivationStore(cstore_dir)
-            n = min(cfg.universality_points, cfg.max_points, store.n_points, cstore.n_points)
-            same = np.array_equal(store.index()["token"][:n], cstore.index()["token"][:n])
-            if same:
-                compare = Partner(compare_name, SparseAutoencoder.load(d).eval(), cstore)
-            else:
-                log(f"  warning: the val stores of {run.model} and {crun.model} hold different tokens; "
-                    "universality left out")
-        else:
-            log(f"  warning: {d} or {cstore_dir} missing; universality left out")
-    return BrowserInputs(
-        run=name, run_info={"model": run.model, "n_features": run.n_features, "l1": run.l1},
-        sae=SparseAutoencoder.load(paths.sae_dir(name)).eval(),
-        model=Transformer.load(paths.model_dir(run.model)), store=store, index=store.index(),
-        tokens=val.tokens, doc_subset=val.doc_subset, subsets=val.subsets, tok=tok, llr=llr,
-        split=split, compare=compare, ultralow_density=params.evaluate.ultralow_density,
-        dense_density=params.evaluate.dense_density,
-        automata=load_automata(paths.analysis_metrics("interpretability"), name))
+def same_points(store, partner_store, n: int) -> bool:
+    """Whether the first n points of two val stores sit on the same tokens (universality compares them)."""
+    return np.array_equal(store.index()["token"][:n], partner_store.index()["token"][:n])

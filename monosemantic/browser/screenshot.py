@@ -10,8 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from monosemantic.config import ConfigError
-from monosemantic.utils import PipelineError, atomic_path
+from monosemantic.core.config import ConfigError
+from monosemantic.core.utils import PipelineError, atomic_path
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--hide-scrollbars")

@@ -93,7 +93,7 @@ def b64_int(values: np.ndarray, width: int) -> str:
     """Fixed-width base-64 digits (most significant first) of non-negative integers, concatenated."""
     v = np.asarray(values, dtype=np.int64)
     digits = [(v >> (6 * (width - 1 - k))) & 63 for k in range(width)]
-    return "".join("".join(B64[d[j]] for d in digits) for j in range(len(v)))
+    return "".join("".join(B64[digit[j]] for digit in digits) for j in range(len(v)))
 
 
 def b64_decode(s: str, width: int) -> list[int]:

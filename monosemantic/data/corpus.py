@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 import zstandard
 
-from monosemantic.utils import PipelineError, atomic_path
+from monosemantic.core.utils import PipelineError, atomic_path
 
 SPLITS = ("train", "val")
 FIX = "fix: run `dvc pull` to restore the bundled data, or `python scripts/build_corpus.py` to rebuild it"

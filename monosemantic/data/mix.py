@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from monosemantic.data.tokenizer import TokenStream
-from monosemantic.utils import PipelineError
+from monosemantic.core.utils import PipelineError
 
 
 class MixError(PipelineError, ValueError):

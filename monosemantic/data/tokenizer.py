@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from monosemantic.data.corpus import Document, iter_documents
-from monosemantic.utils import PipelineError, atomic_path
+from monosemantic.core.utils import PipelineError, atomic_path
 
 # The Rust side parallelises encode_batch across cores; training and encoding are deterministic either way.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")

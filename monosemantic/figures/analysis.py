@@ -1,4 +1,4 @@
-"""Figures of the feature analyses (issue 6), in the style of figures.py (Agg, PNG via figures._save).
+"""Figures of the feature analyses (issue 6), in the style of figures/sae.py (Agg, PNG via figures.sae._save).
 
 Every function takes plain arrays and a path, so the figures can be redrawn without recomputing.
 """
@@ -105,20 +105,20 @@ def ablation_figure(panels: list[dict], path: str | Path) -> None:
     title, tokens (list of str), activation (T,), delta (T,) (delta[t]: predicting token t+1)."""
     fig, axes = plt.subplots(2 * len(panels), 1, figsize=(12, 2.6 * len(panels)), squeeze=False)
     for k, p in enumerate(panels):
-        a, d = p["activation"], p["delta"]
-        x = np.arange(len(a))
+        activation, delta = p["activation"], p["delta"]
+        x = np.arange(len(activation))
         ax = axes[2 * k, 0]
-        ax.bar(x, a, color="#dd8452")
+        ax.bar(x, activation, color="#dd8452")
         ax.set_ylabel("activation", fontsize=7)
         ax.set_title(p["title"], fontsize=9)
         ax.set_xticks([])
         ax = axes[2 * k + 1, 0]
-        ax.bar(x[:len(d)] + 0.5, d, color=np.where(d >= 0, "#55a868", "#c44e52"), width=0.8)
+        ax.bar(x[:len(delta)] + 0.5, delta, color=np.where(delta >= 0, "#55a868", "#c44e52"), width=0.8)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel("Δ log p(next)", fontsize=7)
         ax.set_xticks(x)
         ax.set_xticklabels([t.replace("\n", "⏎") for t in p["tokens"]], rotation=90, fontsize=6)
-        ax.set_xlim(-0.5, len(a) - 0.5)
+        ax.set_xlim(-0.5, len(activation) - 0.5)
     fig.suptitle("Feature ablation: change in next-token log-likelihood when the feature is removed "
                  "(x − f_i·d_i) (paper Fig. 4)", y=1.0)
     fig.tight_layout()

@@ -1,4 +1,4 @@
-"""Figures of the LLM-free interpretability scores (paper Figs. 7 and 8), in the style of figures.py."""
+"""Figures of the LLM-free interpretability scores (paper Figs. 7 and 8), in the style of figures/sae.py."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from monosemantic.utils import atomic_path  # noqa: E402
+from monosemantic.core.utils import atomic_path  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False,
                      "axes.titlesize": 11, "axes.labelsize": 10, "font.size": 9})
@@ -42,12 +42,13 @@ def density_histograms(sweep: pd.DataFrame, densities: dict[str, np.ndarray], pa
             if row.empty:
                 ax.axis("off")
                 continue
-            d = densities[row.iloc[0]["run"]]
-            alive = d[d > 0]
+            density = densities[row.iloc[0]["run"]]
+            alive = density[density > 0]
             ax.hist(np.clip(np.log10(alive), -8, 0), bins=bins, color="#4c72b0")
             ax.axvline(np.log10(ultralow), color="#c44e52", lw=0.8, ls="--")
             ax.set_title(f"{row.iloc[0]['run']}: {n} feat., λ={lam:g}\n"
-                         f"dead {int((d == 0).sum())}, ultralow {int(((d > 0) & (d < ultralow)).sum())}")
+                         f"dead {int((density == 0).sum())}, "
+                         f"ultralow {int(((density > 0) & (density < ultralow)).sum())}")
             if i == len(lambdas) - 1:
                 ax.set_xlabel("log10 feature density")
             if j == 0:

@@ -26,17 +26,19 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from monosemantic.core.config import ActivationsConfig
 from monosemantic.data.mix import context_quotas, context_subsets, mix_shares
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import DTYPES, save_shard, to_storage, write_index, write_manifest
 from monosemantic.data.tokenizer import TokenStream
-from monosemantic.utils import PipelineError, autocast
+from monosemantic.core.utils import PipelineError, autocast
 
 SPLIT_IDS = {"train": 0, "val": 1}
 # sub-streams of the configured seed
@@ -158,6 +160,23 @@ class _BucketFiles:
         self._last = None
 
 
+@dataclass(frozen=True)
+class _Job:
+    """The fixed settings of one sampling run, shared by its steps."""
+
+    n_points: int
+    k: int
+    n_ctx: int
+    d: int
+    dtype: str
+    batch_contexts: int
+    seed: int
+    split: str
+    n_buckets: int
+    device: torch.device
+    precision: str
+
+
 def sample_activations(model: Transformer, stream: TokenStream, out_dir: str | Path, *, n_points: int, k: int,
                        shard_points: int, dtype: str, batch_contexts: int, seed: int, split: str,
                        device: torch.device | str = "cpu", progress: bool = True,
@@ -176,91 +195,18 @@ def sample_activations(model: Transformer, stream: TokenStream, out_dir: str | P
     n_ctx, d = model.cfg.n_ctx, model.cfg.d_mlp
     available, needed, passes = plan(len(stream), n_ctx, n_points, k)
     out_dir = Path(out_dir)
-    stage = out_dir.parent / f".{out_dir.name}.staging"
-    if stage.exists():
-        shutil.rmtree(stage)
-    (stage / "buckets").mkdir(parents=True)
-    n_buckets = math.ceil(n_points / shard_points)
-    storage = np.dtype(DTYPES[dtype])
-    pos_key = int(_seed(seed, split, POSITION_ORDER).generate_state(1, np.uint64)[0])
-    bucket_rng = np.random.default_rng(_seed(seed, split, BUCKET_ASSIGN))
-    counts = np.zeros(n_buckets, dtype=np.int64)
+    stage = _fresh_staging(out_dir)
+    job = _Job(n_points, k, n_ctx, d, dtype, batch_contexts, seed, split, math.ceil(n_points / shard_points),
+               device, precision)
     if passes > 1:
         print(f"{split}: {available:,} contexts for {needed:,} needed: cycling over the contexts "
               f"{passes} times with fresh positions (no token sampled twice)")
 
-    # ---- pass 1: forward batches, scatter points into random buckets
-    files = _BucketFiles(stage / "buckets", n_buckets)
-    model = model.eval().to(device)
-    bar = tqdm(total=n_points, desc=f"sample {split}", unit=" pts", unit_scale=True, disable=not progress,
-               mininterval=2)
     t0 = time.perf_counter()
-    done, ctx_tokens = 0, 0
-    if mix:
-        shares = mix_shares(stream, mix)
-        quotas = {stream.subsets.index(s): q for s, q in context_quotas(needed, shares).items()}
-        schedule = mixed_context_schedule(context_subsets(stream, n_ctx, available), quotas, n_ctx, k, seed, split)
-    else:
-        schedule = context_schedule(available, needed, seed, split)
-    for ctx_ids, ctx_pass in schedule:
-        for lo in range(0, len(ctx_ids), batch_contexts):
-            ids = ctx_ids[lo:lo + batch_contexts]
-            e = ctx_pass[lo:lo + batch_contexts]
-            starts = ids.astype(np.int64) * n_ctx
-            win = starts[:, None] + np.arange(n_ctx)[None]
-            toks = torch.from_numpy(stream.tokens[win].astype(np.int64)).to(device)
-            cols = e[:, None] * k + np.arange(k)[None]
-            pos = np.take_along_axis(position_order(ids, n_ctx, pos_key), cols, axis=1)  # (B, k)
-            take = min(len(ids) * k, n_points - done)
-            with torch.no_grad(), autocast(device, precision):
-                acts = model.mlp_acts(toks, torch.from_numpy(pos).to(device))  # (B, k, d)
-            rows = acts.reshape(-1, d)[:take]
-            data = to_storage(rows.float().cpu(), dtype)
-            rec = np.empty(take, dtype=RECORD)
-            token = (starts[:, None] + pos).reshape(-1)[:take]
-            doc = stream.doc_of(token)
-            rec["doc"], rec["token"] = doc, token
-            rec["pos"] = token - stream.doc_start[doc]
-            rec["context_start"] = np.repeat(starts, k)[:take]
-            bucket = bucket_rng.integers(0, n_buckets, size=take)
-            order = np.argsort(bucket, kind="stable")
-            bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
-            for b in np.flatnonzero(np.diff(bounds)):
-                sel = order[bounds[b]:bounds[b + 1]]
-                data[sel].tofile(files.get(b, "acts"))
-                rec[sel].tofile(files.get(b, "index"))
-                counts[b] += len(sel)
-            done += take
-            ctx_tokens += len(ids) * n_ctx
-            bar.update(take)
-            if done >= n_points:
-                break
-    bar.close()
-    files.close()
+    counts, ctx_tokens = _scatter_pass(model, stream, job, stage / "buckets", available, needed, mix, progress)
     forward_s = time.perf_counter() - t0
 
-    # ---- pass 2: permute one bucket at a time into the final shards; index through a memmap
-    index_mm = np.lib.format.open_memmap(stage / "index.tmp.npy", mode="w+", dtype=RECORD, shape=(n_points,))
-    perm_rng = np.random.default_rng(_seed(seed, split, BUCKET_PERM))
-    shards, offset = [], 0
-    for b in range(n_buckets):
-        if counts[b] == 0:
-            continue
-        data = np.fromfile(stage / "buckets" / f"{b:05d}.acts", dtype=storage).reshape(-1, d)
-        rec = np.fromfile(stage / "buckets" / f"{b:05d}.index", dtype=RECORD)
-        perm = perm_rng.permutation(len(rec))
-        shards.append(save_shard(stage / f"shard_{len(shards):05d}.npy", data[perm]))
-        del data
-        index_mm[offset:offset + len(rec)] = rec[perm]
-        offset += len(rec)
-        (stage / "buckets" / f"{b:05d}.acts").unlink()
-        (stage / "buckets" / f"{b:05d}.index").unlink()
-    assert offset == n_points
-    index_mm.flush()
-    write_index(stage, **{f: index_mm[f] for f in INDEX_FIELDS})
-    del index_mm
-    (stage / "index.tmp.npy").unlink()
-    shutil.rmtree(stage / "buckets")
+    shards = _shuffle_buckets(stage, job, counts)
     write_manifest(stage, shards, d, dtype, split=split, seed=seed, tokens_per_context=k, n_ctx=n_ctx,
                    contexts=needed, contexts_available=available, passes=passes,
                    stream_tokens=len(stream), **({"mix": dict(mix)} if mix else {}), **(manifest_extra or {}))
@@ -272,3 +218,127 @@ def sample_activations(model: Transformer, stream: TokenStream, out_dir: str | P
             "forward_seconds": round(forward_s, 2), "seconds": round(total_s, 2),
             "tokens_per_s": round(ctx_tokens / max(total_s, 1e-9), 1),
             "points_per_s": round(n_points / max(total_s, 1e-9), 1)}
+
+
+def sample_split(model: Transformer, stream: TokenStream, out_dir: str | Path, cfg: ActivationsConfig, *,
+                 split: str, n_points: int | None = None, **kwargs) -> dict:
+    """sample_activations with the settings of the `activations` section (params.activations): n_points
+    defaults to cfg.n_points for the train split and cfg.val_points for val; kwargs: device, progress,
+    manifest_extra, mix, precision."""
+    if n_points is None:
+        n_points = cfg.n_points if split == "train" else cfg.val_points
+    return sample_activations(model, stream, out_dir, n_points=n_points, k=cfg.tokens_per_context,
+                              shard_points=cfg.shard_points, dtype=cfg.dtype, batch_contexts=cfg.batch_contexts,
+                              seed=cfg.seed, split=split, **kwargs)
+
+
+def _fresh_staging(out_dir: Path) -> Path:
+    """The hidden staging folder next to out_dir, emptied, with its buckets/ subfolder."""
+    stage = out_dir.parent / f".{out_dir.name}.staging"
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "buckets").mkdir(parents=True)
+    return stage
+
+
+def _schedule(stream: TokenStream, job: _Job, available: int, needed: int, mix: dict[str, float] | None):
+    """The (context ids, passes) chunks in sampling order: uniform, or drawn by the mix."""
+    if mix:
+        shares = mix_shares(stream, mix)
+        quotas = {stream.subsets.index(s): q for s, q in context_quotas(needed, shares).items()}
+        return mixed_context_schedule(context_subsets(stream, job.n_ctx, available), quotas, job.n_ctx, job.k,
+                                      job.seed, job.split)
+    return context_schedule(available, needed, job.seed, job.split)
+
+
+def _scatter_pass(model: Transformer, stream: TokenStream, job: _Job, bucket_dir: Path, available: int,
+                  needed: int, mix: dict[str, float] | None, progress: bool) -> tuple[np.ndarray, int]:
+    """Pass 1: forward batches, scatter points into random buckets; returns (points per bucket, model tokens)."""
+    pos_key = int(_seed(job.seed, job.split, POSITION_ORDER).generate_state(1, np.uint64)[0])
+    bucket_rng = np.random.default_rng(_seed(job.seed, job.split, BUCKET_ASSIGN))
+    counts = np.zeros(job.n_buckets, dtype=np.int64)
+    files = _BucketFiles(bucket_dir, job.n_buckets)
+    model = model.eval().to(job.device)
+    bar = tqdm(total=job.n_points, desc=f"sample {job.split}", unit=" pts", unit_scale=True,
+               disable=not progress, mininterval=2)
+    done, ctx_tokens = 0, 0
+    for ctx_ids, ctx_pass in _schedule(stream, job, available, needed, mix):
+        for lo in range(0, len(ctx_ids), job.batch_contexts):
+            ids = ctx_ids[lo:lo + job.batch_contexts]
+            e = ctx_pass[lo:lo + job.batch_contexts]
+            take = min(len(ids) * job.k, job.n_points - done)
+            data, rec = _forward_batch(model, stream, job, ids, e, pos_key, take)
+            _scatter(data, rec, bucket_rng, files, counts)
+            done += take
+            ctx_tokens += len(ids) * job.n_ctx
+            bar.update(take)
+            if done >= job.n_points:
+                break
+    bar.close()
+    files.close()
+    return counts, ctx_tokens
+
+
+def _forward_batch(model: Transformer, stream: TokenStream, job: _Job, ids: np.ndarray, e: np.ndarray,
+                   pos_key: int, take: int) -> tuple[np.ndarray, np.ndarray]:
+    """The activations (as stored) and index records of the first `take` points of contexts `ids` (pass e)."""
+    n_ctx, k = job.n_ctx, job.k
+    starts = ids.astype(np.int64) * n_ctx
+    win = starts[:, None] + np.arange(n_ctx)[None]
+    toks = torch.from_numpy(stream.tokens[win].astype(np.int64)).to(job.device)
+    cols = e[:, None] * k + np.arange(k)[None]
+    pos = np.take_along_axis(position_order(ids, n_ctx, pos_key), cols, axis=1)  # (B, k)
+    with torch.no_grad(), autocast(job.device, job.precision):
+        acts = model.mlp_acts(toks, torch.from_numpy(pos).to(job.device))  # (B, k, d)
+    rows = acts.reshape(-1, job.d)[:take]
+    data = to_storage(rows.float().cpu(), job.dtype)
+    rec = np.empty(take, dtype=RECORD)
+    token = (starts[:, None] + pos).reshape(-1)[:take]
+    doc = stream.doc_of(token)
+    rec["doc"], rec["token"] = doc, token
+    rec["pos"] = token - stream.doc_start[doc]
+    rec["context_start"] = np.repeat(starts, k)[:take]
+    return data, rec
+
+
+def _scatter(data: np.ndarray, rec: np.ndarray, bucket_rng: np.random.Generator, files: _BucketFiles,
+             counts: np.ndarray) -> None:
+    """Append each point (activations and record) to a uniformly random bucket; counts += points per bucket."""
+    n_buckets = len(counts)
+    bucket = bucket_rng.integers(0, n_buckets, size=len(rec))
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
+    for b in np.flatnonzero(np.diff(bounds)):
+        sel = order[bounds[b]:bounds[b + 1]]
+        data[sel].tofile(files.get(b, "acts"))
+        rec[sel].tofile(files.get(b, "index"))
+        counts[b] += len(sel)
+
+
+def _shuffle_buckets(stage: Path, job: _Job, counts: np.ndarray) -> list:
+    """Pass 2: permute one bucket at a time into the final shards, the index through a memmap; writes the
+    shards and index.npz into `stage`, removes the buckets and returns the shard records."""
+    storage = np.dtype(DTYPES[job.dtype])
+    index_mm = np.lib.format.open_memmap(stage / "index.tmp.npy", mode="w+", dtype=RECORD,
+                                         shape=(job.n_points,))
+    perm_rng = np.random.default_rng(_seed(job.seed, job.split, BUCKET_PERM))
+    shards, offset = [], 0
+    for b in range(job.n_buckets):
+        if counts[b] == 0:
+            continue
+        data = np.fromfile(stage / "buckets" / f"{b:05d}.acts", dtype=storage).reshape(-1, job.d)
+        rec = np.fromfile(stage / "buckets" / f"{b:05d}.index", dtype=RECORD)
+        perm = perm_rng.permutation(len(rec))
+        shards.append(save_shard(stage / f"shard_{len(shards):05d}.npy", data[perm]))
+        del data
+        index_mm[offset:offset + len(rec)] = rec[perm]
+        offset += len(rec)
+        (stage / "buckets" / f"{b:05d}.acts").unlink()
+        (stage / "buckets" / f"{b:05d}.index").unlink()
+    assert offset == job.n_points
+    index_mm.flush()
+    write_index(stage, **{f: index_mm[f] for f in INDEX_FIELDS})
+    del index_mm
+    (stage / "index.tmp.npy").unlink()
+    shutil.rmtree(stage / "buckets")
+    return shards

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from monosemantic.lm.fused import linear_cross_entropy
-from monosemantic.utils import atomic_path, write_json
+from monosemantic.core.utils import atomic_path, write_json
 
 MLPReplacement = Callable[[torch.Tensor], torch.Tensor]
 

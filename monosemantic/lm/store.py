@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic.utils import PipelineError, atomic_path, write_json
+from monosemantic.core.utils import PipelineError, atomic_path, write_json
 
 DTYPES = {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}
 

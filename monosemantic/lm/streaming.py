@@ -37,7 +37,7 @@ import torch
 
 from monosemantic.lm.activations import CONTEXT_ORDER, POSITION_ORDER, SPLIT_IDS, _seed, plan, position_order
 from monosemantic.lm.store import StoreError, from_storage, to_storage
-from monosemantic.utils import autocast, write_json
+from monosemantic.core.utils import autocast, write_json
 
 BLOCK_PERM = 5  # sub-stream of activations.seed for the block permutations (activations.py uses 1-4)
 # In streamed mode the sample_activations stage writes this file instead of the train store: what the stream is
@@ -208,7 +208,7 @@ def open_source(params, model_name: str, device: torch.device | str = "cpu",
         return ActivationStore(root / "activations" / model_name / "train")
     from monosemantic.data.tokenizer import load_stream
     from monosemantic.lm.model import Transformer
-    from monosemantic.utils import resolve_precision
+    from monosemantic.core.utils import resolve_precision
 
     if getattr(params.transformer, "mix", None):
         raise StoreError("activations.mode streamed does not apply transformer.mix (mix.py) yet; use mode stored")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,13 +32,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from monosemantic.config import TransformerConfig
+from monosemantic.core.config import TransformerConfig
 from monosemantic.data.mix import MixedStarts
 from monosemantic.lm.model import ModelConfig, Transformer, build_model
 from monosemantic.data.tokenizer import TokenStream
-from monosemantic.training import Checkpointer, LiveLog, check_finite, restore_rng, rng_state
-from monosemantic.training import fingerprint as run_fingerprint
-from monosemantic.utils import PipelineError, autocast
+from monosemantic.core.training import Checkpointer, LiveLog, check_finite, restore_rng, rng_state
+from monosemantic.core.training import fingerprint as run_fingerprint
+from monosemantic.core.utils import PipelineError, autocast
 
 LOG_EVERY = 25  # training loss is logged every LOG_EVERY steps
 
@@ -186,6 +186,22 @@ def fingerprint(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, strea
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Run:
+    """A training run's model, optimizer, data generator and counters: what a checkpoint holds."""
+
+    model: Transformer
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    resumed: bool = False
+    step: int = 0
+    elapsed: float = 0.0  # seconds trained before this process (restored on resume)
+    tokens: int = 0
+    # the running mean of the train loss since the last log (restored on resume: curves equal an unbroken run's)
+    loss_acc: float = 0.0
+    n_acc: int = 0
+
+
 def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_stream: TokenStream,
           val_stream: TokenStream, device: torch.device, ckpt_path: Path | None = None,
           live_dir: Path | None = None, progress: bool = True,
@@ -202,72 +218,100 @@ def train(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, train_strea
     torch.use_deterministic_algorithms(True, warn_only=True)
     checkpoint = Checkpointer(ckpt_path, fingerprint(cfg, model_cfg, seed, train_stream, precision))
     mixed = MixedStarts(train_stream, cfg.mix, model_cfg.n_ctx + 1) if cfg.mix else None
-    model = build_model(model_cfg, seed).to(device)
-    opt = make_optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(derived_seed(seed, DATA_STREAM))
-    step, elapsed, tokens_done = 0, 0.0, 0
-    state = checkpoint.load()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        restore_rng(state["rng"], data=gen)
-        step, elapsed, tokens_done = state["step"], state["elapsed"], state["tokens"]
-        print(f"resuming from {ckpt_path} at step {step}")
+    run = _start_run(cfg, model_cfg, seed, device, checkpoint, ckpt_path)
     val_starts = eval_starts(len(val_stream), model_cfg.n_ctx + 1, cfg.eval_batches * cfg.batch_size)
-    log = LiveLog(live_dir, step if state is not None else None)
+    log = LiveLog(live_dir, run.step if run.resumed else None)
     tok_per_step = cfg.batch_size * model_cfg.n_ctx
-    bar = tqdm(total=cfg.steps, initial=step, desc="train transformer", disable=not progress, mininterval=2)
+    bar = tqdm(total=cfg.steps, initial=run.step, desc="train transformer", disable=not progress, mininterval=2)
     t0, run_tokens, val_loss = time.perf_counter(), 0, float("nan")
-    # the running mean of the train loss since the last log (restored on resume: curves equal an unbroken run's)
-    loss_acc, n_acc = (state["loss_acc"], state["n_acc"]) if state is not None else (0.0, 0)
-    while step < cfg.steps:
-        model.train()
-        batch = sample_batch(train_stream, cfg.batch_size, model_cfg.n_ctx, gen, mixed)
-        if parallel is not None:
-            batch = parallel.shard(batch)
-        batch = batch.to(device)
-        lr = lr_at(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        with autocast(device, precision):
-            loss = model.train_loss(batch, cfg.kernels, precision)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if parallel is not None:
-            loss = parallel.average(model, loss)
-        check_finite(loss, step + 1, advice="lower transformer.lr or check the token streams")
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
+    while run.step < cfg.steps:
+        loss, lr = _train_step(run, cfg, model_cfg.n_ctx, train_stream, mixed, device, precision, parallel)
+        step = run.step
         run_tokens += tok_per_step
-        tokens_done += tok_per_step
-        loss_acc += loss.item()
-        n_acc += 1
+        run.tokens += tok_per_step
+        run.loss_acc += loss.item()
+        run.n_acc += 1
         bar.update(1)
         if step % LOG_EVERY == 0 or step == cfg.steps:
-            now = time.perf_counter()
-            tps = run_tokens / max(now - t0, 1e-9)
-            log.log(step, {"train/loss": loss_acc / n_acc, "train/lr": lr})  # tokens/s: progress bar, logs/
-            bar.set_postfix(loss=f"{loss_acc / n_acc:.3f}", tok_s=f"{tps:,.0f}")
-            loss_acc, n_acc = 0.0, 0
+            tps = run_tokens / max(time.perf_counter() - t0, 1e-9)
+            log.log(step, {"train/loss": run.loss_acc / run.n_acc, "train/lr": lr})  # tokens/s: bar, logs/
+            bar.set_postfix(loss=f"{run.loss_acc / run.n_acc:.3f}", tok_s=f"{tps:,.0f}")
+            run.loss_acc, run.n_acc = 0.0, 0
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            report = evaluate(model, val_stream, val_starts, cfg.batch_size, device, precision=precision)
-            val_loss = report["overall"]["loss"]
-            log.log(step, {"val/loss": val_loss})
-            bar.write(f"step {step}: val loss {val_loss:.4f}")
+            val_loss = _validate(run.model, val_stream, val_starts, cfg, device, precision, step, log, bar)
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            checkpoint.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                             "rng": rng_state(data=gen), "elapsed": elapsed + time.perf_counter() - t0,
-                             "tokens": tokens_done, "loss_acc": loss_acc, "n_acc": n_acc})
+            checkpoint.save(_checkpoint_state(run, t0))
         if on_step is not None:
             on_step(step)
     bar.close()
     log.end()
     run_time = time.perf_counter() - t0
-    info = {"steps": cfg.steps, "tokens": tokens_done, "seconds": round(elapsed + run_time, 2),
+    info = {"steps": cfg.steps, "tokens": run.tokens, "seconds": round(run.elapsed + run_time, 2),
             "tokens_per_s": round(run_tokens / max(run_time, 1e-9), 1), "final_val_loss": val_loss}
-    return model.eval(), info
+    return run.model.eval(), info
+
+
+def _start_run(cfg: TransformerConfig, model_cfg: ModelConfig, seed: int, device: torch.device,
+               checkpoint: Checkpointer, ckpt_path: Path | None) -> _Run:
+    """A fresh model (seeded), its optimizer and data generator, resumed from the checkpoint when there is one."""
+    model = build_model(model_cfg, seed).to(device)
+    opt = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(derived_seed(seed, DATA_STREAM))
+    run = _Run(model, opt, gen)
+    state = checkpoint.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        restore_rng(state["rng"], data=gen)
+        run.resumed = True
+        run.step, run.elapsed, run.tokens = state["step"], state["elapsed"], state["tokens"]
+        print(f"resuming from {ckpt_path} at step {run.step}")
+        run.loss_acc, run.n_acc = state["loss_acc"], state["n_acc"]
+    return run
+
+
+def _train_step(run: _Run, cfg: TransformerConfig, n_ctx: int, train_stream: TokenStream,
+                mixed: MixedStarts | None, device: torch.device, precision: str,
+                parallel) -> tuple[torch.Tensor, float]:
+    """One optimizer step on a freshly drawn batch (run.step += 1); returns (the loss, the learning rate)."""
+    model, opt = run.model, run.opt
+    model.train()
+    batch = sample_batch(train_stream, cfg.batch_size, n_ctx, run.gen, mixed)
+    if parallel is not None:
+        batch = parallel.shard(batch)
+    batch = batch.to(device)
+    lr = lr_at(run.step, cfg)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with autocast(device, precision):
+        loss = model.train_loss(batch, cfg.kernels, precision)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if parallel is not None:
+        loss = parallel.average(model, loss)
+    check_finite(loss, run.step + 1, advice="lower transformer.lr or check the token streams")
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    run.step += 1
+    return loss, lr
+
+
+def _validate(model: Transformer, val_stream: TokenStream, val_starts: np.ndarray, cfg: TransformerConfig,
+              device: torch.device, precision: str, step: int, log: LiveLog, bar) -> float:
+    """One evaluation on the fixed validation contexts, logged at `step`; returns the overall val loss."""
+    report = evaluate(model, val_stream, val_starts, cfg.batch_size, device, precision=precision)
+    val_loss = report["overall"]["loss"]
+    log.log(step, {"val/loss": val_loss})
+    bar.write(f"step {step}: val loss {val_loss:.4f}")
+    return val_loss
+
+
+def _checkpoint_state(run: _Run, t0: float) -> dict:
+    """What Checkpointer.save writes after run.step (elapsed: all seconds trained, this process since t0)."""
+    return {"model": run.model.state_dict(), "opt": run.opt.state_dict(), "step": run.step,
+            "rng": rng_state(data=run.gen), "elapsed": run.elapsed + time.perf_counter() - t0,
+            "tokens": run.tokens, "loss_acc": run.loss_acc, "n_acc": run.n_acc}
 
 
 def model_metrics(model: Transformer, train_stream: TokenStream, val_stream: TokenStream, cfg: TransformerConfig,

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from monosemantic.utils import PipelineError
+from monosemantic.core.utils import PipelineError
 
 Tensor = torch.Tensor
 

@@ -32,13 +32,14 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from monosemantic.sae.screen import EncoderScreen, _offsets, resolve_encoder_screen
-from monosemantic.utils import atomic_path, write_json
+from monosemantic.core.utils import atomic_path, write_json
 
 WEIGHTS_FILE = "sae_weights.safetensors"
 CFG_FILE = "cfg.json"
@@ -56,6 +57,19 @@ class LossTerms:
     l1: torch.Tensor  # mean over the batch of Σ_i f_i
     l0: torch.Tensor  # mean over the batch of #{i : f_i > 0}
     fire_counts: torch.Tensor  # (F,) int64: in how many inputs of the batch each feature fired
+
+
+class _ManualParts(NamedTuple):
+    """What a branch of `SparseAutoencoder.manual_backward` computes, before ∂L/∂b_d and accumulation."""
+
+    x_hat: torch.Tensor  # (B, d) reconstruction
+    g: torch.Tensor  # (B, d) ∂L/∂x̂ = 2(x̂ − x)/(B d)
+    grad_W_d: torch.Tensor  # gᵀ f, feature-major like W_d
+    grad_W_e: torch.Tensor  # δᵀ x̄
+    grad_b_e: torch.Tensor  # Σ_b δ_b
+    l1: torch.Tensor  # mean over the batch of Σ_i f_i
+    fire_counts: torch.Tensor  # (F,) int64
+    nnz: int  # active (input, feature) entries
 
 
 class SparseAutoencoder(nn.Module):
@@ -130,98 +144,159 @@ class SparseAutoencoder(nn.Module):
 
         δ has the same sparsity pattern as f, so when the fraction of active entries is at most
         `max_density` every product after the encoder is a CSR sparse × dense product costing
-        O(B·L0·d) instead of O(B·F·d) (and g W_d is only sampled at the active entries). Above it (early in
-        training, when about half the features fire) the same expressions are evaluated densely. The
-        fraction is measured on the first ENCODER_BLOCK rows of the batch.
+        O(B·L0·d) instead of O(B·F·d) (and g W_d is only sampled at the active entries; `_csr_backward`).
+        Above it (early in training, when about half the features fire) the same expressions are evaluated
+        densely (`_dense_backward`). The fraction is measured on the first ENCODER_BLOCK rows of the batch
+        (`_screen_first_block` / `_fp32_first_block`).
 
         encoder_screen (None: `self.encoder_screen`) "bf16": the active entries of the CSR branch come from
         `EncoderScreen` (a bf16 product with a rigorous error bound, fp32 recomputation of the entries it
         cannot decide) instead of the dense fp32 product; "fp32": the dense fp32 product. See `EncoderScreen` for what
         is exact and what differs (fp32 summation order of the active values).
         """
-        B, d = x.shape
         x_bar = x - self.b_d
         # The encoder runs one block of rows at a time, so that each (block, F) pre-activation matrix stays
         # in cache while its active entries are extracted. The first block decides the branch.
         blocks = x_bar.split(ENCODER_BLOCK)
-        screen = None
-        if (self.encoder_screen if encoder_screen is None else encoder_screen) == "bf16":
-            screen = EncoderScreen(self.W_e, self.b_e)
-            if not (screen.finite and bool(torch.isfinite(x_bar).all())):
-                screen = None  # the bound needs finite inputs; the fp32 path reports the non-finite loss
+        screen = self._bf16_screen(x_bar, encoder_screen)
         if screen is not None:
-            first = screen.active_entries(blocks[0])
-            dense = first[0].numel() > max_density * blocks[0].shape[0] * self.n_features
-            if dense:
-                pre = torch.addmm(self.b_e, x_bar, self.W_e.T)
-                active = pre > 0
+            dense, pre, active, first = self._screen_first_block(x_bar, blocks, screen, max_density)
         else:
-            pre = torch.addmm(self.b_e, blocks[0], self.W_e.T)
-            active = pre > 0
-            # count_nonzero on the bool mask, not mask.sum(): the sum widens the (block, F) mask to int64 first,
-            # which cost 14 ms per 1024-row block against 0.4 ms (a quarter of a whole step at batch 1024).
-            dense = int(torch.count_nonzero(active)) > max_density * pre.numel()
-            if dense and len(blocks) > 1:
-                pre = torch.addmm(self.b_e, x_bar, self.W_e.T)
-                active = pre > 0
+            (dense, pre, active), first = self._fp32_first_block(x_bar, blocks, max_density), None
         if dense:
-            fire_counts = active.sum(dim=0)
-            nnz = int(fire_counts.sum())
-            f = torch.relu(pre)
-            x_hat = torch.addmm(self.b_d, f, self.W_d.T)
-            g = (x_hat - x) * (2.0 / (B * d))
-            grad_W_d = (f.T @ g).T  # = gᵀ f, laid out feature-major like W_d
-            delta = (g @ self.W_d + self.l1_coeff / B) * active
-            grad_W_e = delta.T @ x_bar
-            grad_b_e = delta.sum(dim=0)
-            l1 = f.sum() / B
+            parts = self._dense_backward(x, x_bar, pre, active)
         else:
-            rows, cols, vals = [], [], []
-            for i, block in enumerate(blocks):
-                if screen is not None:
-                    r, c, v = first if i == 0 else screen.active_entries(block)
-                else:
-                    if i > 0:
-                        pre = torch.addmm(self.b_e, block, self.W_e.T)
-                        active = pre > 0
-                    r, c = active.nonzero(as_tuple=True)  # active entries, sorted by (row, col)
-                    v = pre[r, c]
-                rows.append(r + i * ENCODER_BLOCK)
-                cols.append(c)
-                vals.append(v)
-            rows, cols, vals = torch.cat(rows), torch.cat(cols), torch.cat(vals)
-            fire_counts = torch.bincount(cols, minlength=self.n_features)
-            nnz = cols.numel()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-                crow = _offsets(rows, B)
-                f_csr = torch.sparse_csr_tensor(crow, cols, vals, (B, self.n_features))
-                x_hat = f_csr @ self.W_d.T + self.b_d
-                g = (x_hat - x) * (2.0 / (B * d))
-                # δ at the active entries: (g W_d)_{b,i} sampled where f_{b,i} > 0, plus λ/B.
-                delta_csr = torch.sparse.sampled_addmm(
-                    torch.sparse_csr_tensor(crow, cols, torch.full_like(vals, self.l1_coeff / B),
-                                            (B, self.n_features)), g, self.W_d)
-                delta_vals = delta_csr.values()
-                # Transposed pattern (F, B), sorted by (col, row), for the products with Σ over the batch.
-                perm = torch.sort(cols.int(), stable=True).indices  # rows already ascending within a column
-                ccol = _offsets(cols, self.n_features)
-                fT = torch.sparse_csr_tensor(ccol, rows[perm], vals[perm], (self.n_features, B))
-                dT = torch.sparse_csr_tensor(ccol, rows[perm], delta_vals[perm], (self.n_features, B))
-                grad_W_d = (fT @ g).T  # (gᵀ f) = (fᵀ g)ᵀ, feature-major like W_d
-                grad_W_e = dT @ x_bar
-                grad_b_e = torch.zeros(self.n_features, dtype=x.dtype, device=x.device).index_add_(0, cols, delta_vals)
-                l1 = vals.sum() / B
-        grad_b_d = g.sum(dim=0) - grad_b_e @ self.W_e
+            rows, cols, vals = self._csr_active_entries(blocks, screen, first, pre, active)
+            parts = self._csr_backward(x, x_bar, rows, cols, vals)
+        return self._apply_manual_grads(x, parts, screen)
+
+    def _preactivations(self, x_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fp32 pre-activations W_e x̄ + b_e of the rows x_bar, and their ReLU mask m."""
+        pre = torch.addmm(self.b_e, x_bar, self.W_e.T)
+        return pre, pre > 0
+
+    def _bf16_screen(self, x_bar: torch.Tensor, encoder_screen: str | None) -> EncoderScreen | None:
+        """The EncoderScreen when the bf16 screen is selected and applicable; None for the fp32 product."""
+        if (self.encoder_screen if encoder_screen is None else encoder_screen) != "bf16":
+            return None
+        screen = EncoderScreen(self.W_e, self.b_e)
+        if not (screen.finite and bool(torch.isfinite(x_bar).all())):
+            return None  # the bound needs finite inputs; the fp32 path reports the non-finite loss
+        return screen
+
+    def _screen_first_block(self, x_bar: torch.Tensor, blocks: tuple[torch.Tensor, ...], screen: EncoderScreen,
+                            max_density: float) -> tuple:
+        """bf16 screen: the active entries of the first block decide the branch.
+
+        Returns (dense, pre, active, first): `first` = (rows, cols, values) of the first block's active entries;
+        pre and active (the fp32 pre-activations of the whole batch and their mask) only when dense, else None.
+        """
+        first = screen.active_entries(blocks[0])
+        dense = first[0].numel() > max_density * blocks[0].shape[0] * self.n_features
+        pre, active = self._preactivations(x_bar) if dense else (None, None)
+        return dense, pre, active, first
+
+    def _fp32_first_block(self, x_bar: torch.Tensor, blocks: tuple[torch.Tensor, ...],
+                          max_density: float) -> tuple:
+        """fp32 product: the first block's pre-activations decide the branch.
+
+        Returns (dense, pre, active): the pre-activations and mask of the first block (CSR branch), or of the
+        whole batch when dense.
+        """
+        pre, active = self._preactivations(blocks[0])
+        # count_nonzero on the bool mask, not mask.sum(): the sum widens the (block, F) mask to int64 first,
+        # which cost 14 ms per 1024-row block against 0.4 ms (a quarter of a whole step at batch 1024).
+        dense = int(torch.count_nonzero(active)) > max_density * pre.numel()
+        if dense and len(blocks) > 1:
+            pre, active = self._preactivations(x_bar)
+        return dense, pre, active
+
+    def _dense_backward(self, x: torch.Tensor, x_bar: torch.Tensor, pre: torch.Tensor,
+                        active: torch.Tensor) -> _ManualParts:
+        """The closed-form gradients with dense (B, F) products, from the whole batch's pre-activations.
+
+            f = ReLU(pre);  x̂ = W_d f + b_d;  g = 2(x̂ − x)/(B d)
+            ∂L/∂W_d = gᵀ f;  δ = (g W_d + λ/B) ⊙ m;  ∂L/∂W_e = δᵀ x̄;  ∂L/∂b_e = Σ_b δ_b
+        """
+        B, d = x.shape
+        fire_counts = active.sum(dim=0)
+        nnz = int(fire_counts.sum())
+        f = torch.relu(pre)
+        x_hat = torch.addmm(self.b_d, f, self.W_d.T)
+        g = (x_hat - x) * (2.0 / (B * d))
+        grad_W_d = (f.T @ g).T  # = gᵀ f, laid out feature-major like W_d
+        delta = (g @ self.W_d + self.l1_coeff / B) * active
+        grad_W_e = delta.T @ x_bar
+        grad_b_e = delta.sum(dim=0)
+        l1 = f.sum() / B
+        return _ManualParts(x_hat, g, grad_W_d, grad_W_e, grad_b_e, l1, fire_counts, nnz)
+
+    def _csr_active_entries(self, blocks: tuple[torch.Tensor, ...], screen: EncoderScreen | None,
+                            first: tuple | None, pre: torch.Tensor,
+                            active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows, cols, values) of the active pre-activations of the whole batch, sorted by (row, col), one
+        block of rows at a time: from the bf16 screen, or from the fp32 product (`pre`, `active`: block 0's)."""
+        rows, cols, vals = [], [], []
+        for i, block in enumerate(blocks):
+            if screen is not None:
+                r, c, v = first if i == 0 else screen.active_entries(block)
+            else:
+                if i > 0:
+                    pre, active = self._preactivations(block)
+                r, c = active.nonzero(as_tuple=True)  # active entries, sorted by (row, col)
+                v = pre[r, c]
+            rows.append(r + i * ENCODER_BLOCK)
+            cols.append(c)
+            vals.append(v)
+        return torch.cat(rows), torch.cat(cols), torch.cat(vals)
+
+    def _csr_backward(self, x: torch.Tensor, x_bar: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                      vals: torch.Tensor) -> _ManualParts:
+        """The closed-form gradients with CSR sparse × dense products over the nnz active entries of f.
+
+            x̂ = f_csr W_dᵀ + b_d;  g = 2(x̂ − x)/(B d)
+            δ at the active entries = (g W_d)_{b,i} + λ/B  (sampled_addmm: g W_d only where f_{b,i} > 0)
+            ∂L/∂W_d = (fᵀ g)ᵀ;  ∂L/∂W_e = δᵀ x̄;  ∂L/∂b_e = Σ_b δ_b   (with the transposed (F, B) pattern)
+        """
+        B, d = x.shape
+        fire_counts = torch.bincount(cols, minlength=self.n_features)
+        nnz = cols.numel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            crow = _offsets(rows, B)
+            f_csr = torch.sparse_csr_tensor(crow, cols, vals, (B, self.n_features))
+            x_hat = f_csr @ self.W_d.T + self.b_d
+            g = (x_hat - x) * (2.0 / (B * d))
+            # δ at the active entries: (g W_d)_{b,i} sampled where f_{b,i} > 0, plus λ/B.
+            delta_csr = torch.sparse.sampled_addmm(
+                torch.sparse_csr_tensor(crow, cols, torch.full_like(vals, self.l1_coeff / B),
+                                        (B, self.n_features)), g, self.W_d)
+            delta_vals = delta_csr.values()
+            # Transposed pattern (F, B), sorted by (col, row), for the products with Σ over the batch.
+            perm = torch.sort(cols.int(), stable=True).indices  # rows already ascending within a column
+            ccol = _offsets(cols, self.n_features)
+            fT = torch.sparse_csr_tensor(ccol, rows[perm], vals[perm], (self.n_features, B))
+            dT = torch.sparse_csr_tensor(ccol, rows[perm], delta_vals[perm], (self.n_features, B))
+            grad_W_d = (fT @ g).T  # (gᵀ f) = (fᵀ g)ᵀ, feature-major like W_d
+            grad_W_e = dT @ x_bar
+            grad_b_e = torch.zeros(self.n_features, dtype=x.dtype, device=x.device).index_add_(0, cols, delta_vals)
+            l1 = vals.sum() / B
+        return _ManualParts(x_hat, g, grad_W_d, grad_W_e, grad_b_e, l1, fire_counts, nnz)
+
+    def _apply_manual_grads(self, x: torch.Tensor, parts: _ManualParts, screen: EncoderScreen | None) -> LossTerms:
+        """∂L/∂b_d = Σ_b g_b − W_eᵀ Σ_b δ_b; accumulate the four gradients into .grad; the batch's LossTerms."""
+        B = x.shape[0]
+        grad_b_d = parts.g.sum(dim=0) - parts.grad_b_e @ self.W_e
         self.screen_candidates = screen.n_candidates if screen is not None else None
-        mse = (x_hat - x).pow(2).mean()
-        for p, grad in ((self.W_e, grad_W_e), (self.b_e, grad_b_e), (self.W_d, grad_W_d), (self.b_d, grad_b_d)):
+        mse = (parts.x_hat - x).pow(2).mean()
+        for p, grad in ((self.W_e, parts.grad_W_e), (self.b_e, parts.grad_b_e), (self.W_d, parts.grad_W_d),
+                        (self.b_d, grad_b_d)):
             if p.grad is None:
                 p.grad = grad
             else:
                 p.grad += grad
-        return LossTerms(total=mse + self.l1_coeff * l1, mse=mse, l1=l1, l0=torch.tensor(nnz / B),
-                         fire_counts=fire_counts)
+        return LossTerms(total=mse + self.l1_coeff * parts.l1, mse=mse, l1=parts.l1, l0=torch.tensor(parts.nnz / B),
+                         fire_counts=parts.fire_counts)
 
     # ------------------------------------------------------------------------- unit-norm decoder
 
@@ -292,6 +367,13 @@ class SparseAutoencoder(nn.Module):
             sae.b_e.copy_(tensors["b_enc"])
             sae.b_d.copy_(tensors["b_dec"])
         return sae.to(device)
+
+
+def sae_metadata(run_name: str, model: str, n_ctx: int) -> dict:
+    """The cfg.json metadata of the sweep's SAE `run_name`, trained on the MLP activations of the transformer
+    `model` (contexts of n_ctx tokens): the extra entries `SparseAutoencoder.save` records (SAELens names)."""
+    return {"model_name": f"monosemantic-1L-{model}", "hook_name": HOOK_NAME, "context_size": n_ctx,
+            "run_name": run_name}
 
 
 @torch.no_grad()

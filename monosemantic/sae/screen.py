@@ -50,7 +50,7 @@ def resolve_encoder_screen(setting: str, device: torch.device | str = "cpu") -> 
     matrix instructions (AMX-BF16 or AVX512-BF16; emulated bf16 is slower than fp32), fp32 elsewhere (on CUDA the
     trainer's "auto" fast path is dense autograd, which the screen does not touch)."""
     if setting == "auto":
-        from monosemantic.utils import cpu_has_bf16
+        from monosemantic.core.utils import cpu_has_bf16
 
         return "bf16" if torch.device(device).type == "cpu" and cpu_has_bf16() else "fp32"
     if setting not in ("fp32", "bf16"):

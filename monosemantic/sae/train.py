@@ -40,17 +40,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic.config import SAEConfig, SAERun
+from monosemantic.core.config import SAEConfig, SAERun
 from monosemantic.sae.resample import dead_features, resample_dead_features
 from monosemantic.sae.model import LossTerms, SparseAutoencoder, geometric_median
-from monosemantic.training import NonFiniteLossError  # noqa: F401 - SAETrainer.step raises it; stages import it here
-from monosemantic.training import (Checkpointer, LiveLog, check_finite, code_digest, fingerprint, restore_rng,
+from monosemantic.core.training import NonFiniteLossError  # noqa: F401 - SAETrainer.step raises it; stages import it here
+from monosemantic.core.training import (Checkpointer, LiveLog, check_finite, code_digest, fingerprint, restore_rng,
                                    rng_state, sha256)
-from monosemantic.utils import PipelineError, atomic_path, write_json
+from monosemantic.core.utils import PipelineError, atomic_path, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
 # the code a checkpoint depends on (paths relative to monosemantic/)
-CODE_FILES = ("sae/model.py", "sae/train.py", "sae/resample.py", "lm/store.py", "training.py")
+CODE_FILES = ("sae/model.py", "sae/train.py", "sae/resample.py", "lm/store.py", "core/training.py")
 # Above this fraction of active (input, feature) entries the "auto" path evaluates the closed-form
 # gradients densely (early training, when about half of the features fire); below it, with CSR products.
 AUTO_MAX_DENSITY = 0.05
@@ -187,21 +187,46 @@ def verify_sae_dir(path: str | Path) -> None:
                             f"(corrupted or replaced); {fix}")
 
 
+@dataclasses.dataclass
+class _TrainState:
+    """The state of one `train_sae` call besides the trainer's own: what its checkpoint records."""
+
+    trainer: SAETrainer
+    checkpoint: Checkpointer
+    resample_gen: torch.Generator
+    resumed: bool  # started from a checkpoint
+    position: int = 0  # next row of the store to read
+    epoch: int = 0  # completed passes over the store
+    resampling: list = dataclasses.field(default_factory=list)  # the resampling records so far
+    elapsed_before: float = 0.0  # training time of the runs this one resumed
+    first_step: int = 0  # the step this call started from
+    t0: float = 0.0  # time.perf_counter() when this call's steps began
+    terms: LossTerms | None = None  # the last step's loss terms
+
+    def save_checkpoint(self) -> None:
+        self.checkpoint.save({"trainer": self.trainer.state_dict(), "position": self.position, "epoch": self.epoch,
+                              "resampling": self.resampling, "rng": rng_state(resample=self.resample_gen),
+                              "elapsed": self.elapsed_before + time.perf_counter() - self.t0})
+
+
 def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: str | torch.device = "cpu",
               resume: bool = True, metadata: dict | None = None, stop_after: int | None = None,
               progress: bool = True, ckpt_dir: str | Path | None = None, trainer_cls: type | None = None) -> dict:
     """Train the SAE `run` on `store` with the hyperparameters `cfg`; write its outputs to out_dir.
 
+    Steps: `_start` (seeds, the SAE and its trainer, resume from the checkpoint or initialise b_d),
+    `_step_loop` (training steps, resampling, logging, checkpoints), `_write_outputs` (weights, cfg.json,
+    feature counts, resampling records; the train_stats) and `_complete` (curves, train_stats.json, checkpoint
+    removal).
+
     ckpt_dir: where the checkpoint and the curves live while training (default: out_dir itself); a separate
     ckpt_dir is removed once the outputs are written, after its curves are copied to out_dir/live.
     resume: continue from ckpt_dir/checkpoint.pt when present, intact and written for the same fingerprint.
-    metadata: extra cfg.json entries (model_name, hook_name, context_size, ...).
-    stop_after: stop after this step without writing outputs, as if killed (tests).
+    metadata: extra cfg.json entries (model_name, hook_name, context_size, ...; see `sae_metadata`).
+    stop_after: stop after this step without writing outputs, as if killed (tests); returns {}.
     trainer_cls: the SAETrainer class (distributed.DistributedSAETrainer for data-parallel training).
     Returns the train_stats dict (also written to train_stats.json).
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     if cfg.batch_size > store.n_points:
         raise ValueError(f"sae.batch_size {cfg.batch_size} exceeds the {store.n_points} points of the activation "
@@ -210,8 +235,19 @@ def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: s
     separate = ckpt_dir is not None and Path(ckpt_dir).resolve() != out_dir.resolve()
     ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else out_dir
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    live_dir = ckpt_dir / "live"
     device = torch.device(device)
+    st = _start(cfg, run, store, ckpt_dir, device, resume, trainer_cls, out_dir.name)
+    if not _step_loop(st, cfg, store, device, ckpt_dir / "live", stop_after, progress, out_dir.name):
+        return {}
+    train_stats = _write_outputs(st, cfg, store, out_dir, device, metadata)
+    _complete(st, out_dir, ckpt_dir, separate, train_stats)
+    return train_stats
+
+
+def _start(cfg: SAEConfig, run: SAERun, store, ckpt_dir: Path, device: torch.device, resume: bool,
+           trainer_cls: type | None, name: str) -> _TrainState:
+    """Seed, build the SAE and its trainer; resume from ckpt_dir's checkpoint (when `resume` and it matches the
+    fingerprint) or start b_d at the geometric median of the first inputs."""
     torch.manual_seed(cfg.seed)
     init_gen = torch.Generator().manual_seed(cfg.seed)
     resample_gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -219,72 +255,96 @@ def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: s
     sae = SparseAutoencoder(store.d, run.n_features, run.l1, generator=init_gen)
     trainer = (trainer_cls or SAETrainer)(sae.to(device), cfg, device)
     checkpoint = Checkpointer(ckpt_dir / CHECKPOINT_FILE, _fingerprint(cfg, run, store))
-    position, epoch, resampling, elapsed_before = 0, 0, [], 0.0
-
     state = checkpoint.load() if resume else None
+    st = _TrainState(trainer, checkpoint, resample_gen, resumed=state is not None)
     if state is not None:
         trainer.load_state_dict(state["trainer"])
-        position, epoch, resampling = state["position"], state["epoch"], state["resampling"]
+        st.position, st.epoch, st.resampling = state["position"], state["epoch"], state["resampling"]
         restore_rng(state["rng"], resample=resample_gen)
-        elapsed_before = state["elapsed"]
-        print(f"resuming {out_dir.name} at step {trainer.step_count} from {checkpoint.path}")
+        st.elapsed_before = state["elapsed"]
+        print(f"resuming {name} at step {trainer.step_count} from {checkpoint.path}")
     else:  # b_d starts at the geometric median of the first inputs
         n_gm = min(cfg.geometric_median_points, store.n_points)
         with torch.no_grad():
             sae.b_d.copy_(geometric_median(store.read(0, n_gm).to(device)))
+    return st
 
-    def save_checkpoint() -> None:
-        checkpoint.save({"trainer": trainer.state_dict(), "position": position, "epoch": epoch,
-                         "resampling": resampling, "rng": rng_state(resample=resample_gen),
-                         "elapsed": elapsed_before + time.perf_counter() - t0})
 
-    live = LiveLog(live_dir, trainer.step_count if state is not None else None)
+def _step_loop(st: _TrainState, cfg: SAEConfig, store, device: torch.device, live_dir: Path,
+               stop_after: int | None, progress: bool, name: str) -> bool:
+    """Train up to cfg.steps: batches, resampling, logging to dvclive and tqdm, checkpoints.
+    False when stopped by `stop_after` (as if killed), True once cfg.steps are done."""
+    from tqdm import tqdm
+
+    trainer = st.trainer
+    live = LiveLog(live_dir, trainer.step_count if st.resumed else None)
     resample_steps = set(cfg.resample.steps)
-    first_step = trainer.step_count
-    t0 = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=first_step, desc=f"sae {out_dir.name}", disable=not progress,
-               mininterval=2.0)
-    terms = None
+    st.first_step = trainer.step_count
+    st.t0 = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=st.first_step, desc=f"sae {name}", disable=not progress, mininterval=2.0)
     try:
         while trainer.step_count < cfg.steps:
             if stop_after is not None and trainer.step_count >= stop_after:
-                return {}
-            x = read_rows(store, position, cfg.batch_size).to(device)
-            position += cfg.batch_size
-            if position >= store.n_points:
-                position -= store.n_points
-                epoch += 1
-            terms = trainer.step(x)
+                return False
+            st.terms = trainer.step(_next_batch(st, cfg, store, device))
             step = trainer.step_count
             bar.update(1)
             if step in resample_steps:
-                n_inputs = min(cfg.resample.n_inputs, store.n_points)
-                start = int(torch.randint(store.n_points, (1,), generator=resample_gen))
-                inputs = read_rows(store, start, n_inputs).to(device)
-                record = trainer.resample(inputs, resample_gen)
-                resampling.append(record)
-                live.log(step, {"train/resampled": record["n_resampled"]})
+                _resample_step(st, cfg, store, device, live)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                stats = {"mse": terms.mse.item(), "l1": terms.l1.item(), "l0": terms.l0.item(),
-                         "loss": terms.total.item(), "dead": trainer.n_dead()}
-                live.log(step, {f"train/{k}": v for k, v in stats.items()})
-                live.summary()
-                bar.set_postfix(mse=f"{stats['mse']:.4g}", l0=f"{stats['l0']:.1f}", dead=stats["dead"])
+                _log_step(st, live, bar)
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                save_checkpoint()
+                st.save_checkpoint()
     finally:
         bar.close()
         live.end()
+    return True
 
-    wall = time.perf_counter() - t0
-    trained = trainer.step_count - first_step
-    sae.save(out_dir, **(metadata or {}))
+
+def _next_batch(st: _TrainState, cfg: SAEConfig, store, device: torch.device) -> torch.Tensor:
+    """The next cfg.batch_size rows of the store (wrapping around: next epoch)."""
+    x = read_rows(store, st.position, cfg.batch_size).to(device)
+    st.position += cfg.batch_size
+    if st.position >= store.n_points:
+        st.position -= store.n_points
+        st.epoch += 1
+    return x
+
+
+def _resample_step(st: _TrainState, cfg: SAEConfig, store, device: torch.device, live: LiveLog) -> None:
+    """Resample the dead features from cfg.resample.n_inputs rows starting at a random row."""
+    n_inputs = min(cfg.resample.n_inputs, store.n_points)
+    start = int(torch.randint(store.n_points, (1,), generator=st.resample_gen))
+    inputs = read_rows(store, start, n_inputs).to(device)
+    record = st.trainer.resample(inputs, st.resample_gen)
+    st.resampling.append(record)
+    live.log(st.trainer.step_count, {"train/resampled": record["n_resampled"]})
+
+
+def _log_step(st: _TrainState, live: LiveLog, bar) -> None:
+    """Log the last step's mse, l1, l0, loss and dead features to dvclive and the progress bar."""
+    terms = st.terms
+    stats = {"mse": terms.mse.item(), "l1": terms.l1.item(), "l0": terms.l0.item(),
+             "loss": terms.total.item(), "dead": st.trainer.n_dead()}
+    live.log(st.trainer.step_count, {f"train/{k}": v for k, v in stats.items()})
+    live.summary()
+    bar.set_postfix(mse=f"{stats['mse']:.4g}", l0=f"{stats['l0']:.1f}", dead=stats["dead"])
+
+
+def _write_outputs(st: _TrainState, cfg: SAEConfig, store, out_dir: Path, device: torch.device,
+                   metadata: dict | None) -> dict:
+    """Write the weights and cfg.json, feature_counts.npy and resampling.json; return the train_stats."""
+    wall = time.perf_counter() - st.t0
+    trainer, terms, resampling = st.trainer, st.terms, st.resampling
+    trained = trainer.step_count - st.first_step
+    trainer.sae.save(out_dir, **(metadata or {}))
     with atomic_path(out_dir / "feature_counts.npy") as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, trainer.feature_counts.numpy())
     write_json(out_dir / "resampling.json", resampling)
-    train_stats = {
-        "steps": trainer.step_count, "batch_size": cfg.batch_size, "epochs": epoch + position / store.n_points,
+    return {
+        "steps": trainer.step_count, "batch_size": cfg.batch_size,
+        "epochs": st.epoch + st.position / store.n_points,
         "mse": terms.mse.item() if terms is not None else None,
         "l0": terms.l0.item() if terms is not None else None,
         "l1": terms.l1.item() if terms is not None else None,
@@ -293,16 +353,19 @@ def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: s
         "weights_sha256": sha256((out_dir / "sae_weights.safetensors").read_bytes()),
         "feature_counts_inputs": trainer.counts_inputs,
         "samples_per_s": trained * cfg.batch_size / wall if trained and wall > 0 else None,
-        "wall_time_s": elapsed_before + wall, "fast_path": cfg.fast_path, "device": str(device),
+        "wall_time_s": st.elapsed_before + wall, "fast_path": cfg.fast_path, "device": str(device),
     }
+
+
+def _complete(st: _TrainState, out_dir: Path, ckpt_dir: Path, separate: bool, train_stats: dict) -> None:
+    """Copy the curves of a separate ckpt_dir to out_dir/live, write train_stats.json, remove the checkpoint."""
     if separate:  # the complete curves, across any resumes
         if (out_dir / "live").exists():
             shutil.rmtree(out_dir / "live")
-        shutil.copytree(live_dir, out_dir / "live")
+        shutil.copytree(ckpt_dir / "live", out_dir / "live")
     write_json(out_dir / "train_stats.json", train_stats)
     # the run is complete; the outputs above replace the checkpoint
     if separate:
         shutil.rmtree(ckpt_dir)
     else:
-        checkpoint.remove()
-    return train_stats
+        st.checkpoint.remove()

@@ -188,23 +188,28 @@ def train_transformer_distributed(cfg, model_cfg, seed: int, train_stream, val_s
 
 
 def _sae(params, name: str, device) -> None:
-    from monosemantic import paths
+    from monosemantic.core import paths
     from monosemantic.lm.streaming import open_source
-    from monosemantic.sae.model import HOOK_NAME
+    from monosemantic.sae.model import sae_metadata
 
     run = params.sae_run(name)
     stats = train_sae_distributed(
         params.sae, run, open_source(params, run.model, device), paths.sae_dir(name), paths.sae_checkpoints(name),
-        device=device, metadata={"model_name": f"monosemantic-1L-{run.model}", "hook_name": HOOK_NAME,
-                                 "context_size": params.transformer.n_ctx, "run_name": name})
+        device=device, metadata=sae_metadata(name, run.model, params.transformer.n_ctx))
     if world()[0] == 0 and stats:
+        from monosemantic.core.provenance import write_training_record
+        from monosemantic.core.utils import resolve_precision
+
+        write_training_record(paths.provenance("sae", name), f"train_sae@{name}", str(device),
+                              resolve_precision(params.precision, device), encoder_screen=params.sae.encoder_screen,
+                              world_size=world()[1])
         print(f"{name}: mse {stats['mse']:.4g}, L0 {stats['l0']:.1f}, dead {stats['dead']}")
 
 
 def _transformer(params, name: str, device) -> None:
     """What stage train_transformer does (lm/run.py), on every rank: rank 0 saves and evaluates."""
-    from monosemantic import paths
-    from monosemantic.lm.run import train_named
+    from monosemantic.core import paths
+    from stages.train_transformer import train_named  # the stage's path handling (this is its torchrun launch)
 
     rank, W = world()
     local_slice(params.transformer.batch_size, rank, W)  # fail early, with the message, when B % W != 0
@@ -216,14 +221,18 @@ def _transformer(params, name: str, device) -> None:
     if W > 1:
         dist.barrier()
     if record is not None:
+        from monosemantic.core.provenance import write_training_record
+
+        write_training_record(paths.provenance("transformer", name), f"train_transformer@{name}", str(device),
+                              record["precision"], kernels=params.transformer.kernels, world_size=W)
         paths.remove_empty_checkpoint_dirs()
         print(f"{name}: val loss {record['subsets']['overall']['loss']:.4f} ({W} processes)")
 
 
 def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(Path.cwd()))  # a scratch copy's own package first
-    from monosemantic.config import load_params
-    from monosemantic.utils import PipelineError, fail, resolve_device
+    from monosemantic.core.config import load_params
+    from monosemantic.core.utils import PipelineError, fail, resolve_device
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["sae", "transformer"])

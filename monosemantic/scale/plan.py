@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monosemantic.config import ConfigError, Params, load_params
-from monosemantic.utils import PipelineError
+from monosemantic.core.config import ConfigError, Params, load_params
+from monosemantic.core.utils import PipelineError
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 INDEX_BYTES = 32  # doc, pos, token, context_start as int64 (store.py index.npz)
@@ -239,7 +239,7 @@ def measure_cpu(seconds: float = 3.0, small: bool = False) -> dict[str, float]:
     small: shapes cut ~16x (tests; the rates are then lower than at full size)."""
     import torch
 
-    from monosemantic.config import ResampleConfig, SAEConfig
+    from monosemantic.core.config import ResampleConfig, SAEConfig
     from monosemantic.lm.model import ModelConfig, build_model
     from monosemantic.sae.model import SparseAutoencoder
     from monosemantic.sae.train import SAETrainer

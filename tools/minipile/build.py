@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from monosemantic.data.corpus import Document, write_shard
-from monosemantic.utils import atomic_path
+from monosemantic.core.utils import atomic_path
 from tools.minipile.archives import ARCHIVES_BY_REQ, ArchiveReader, open_all
 from tools.minipile.blobs import Blob, base64_certifi, base64_docs, binary_blobs
 from tools.minipile.documents import SEED, SUBSETS, Doc, rng_for

@@ -6,7 +6,7 @@ key must be spelled in the file (params.yaml holds every value, and DVC sees eve
 
 `build` walks the mapping and collects every problem (a missing key, an unknown key, a wrong type, a value
 outside its Literal) into one list, so that the caller raises one ConfigError naming them all before any compute
-starts; monosemantic/config.py adds the checks across keys (a positive size, a run of the sweep, ...).
+starts; monosemantic/core/config.py adds the checks across keys (a positive size, a run of the sweep, ...).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import types
 import typing
 from typing import Any
 
-from monosemantic.utils import PipelineError
+from monosemantic.core.utils import PipelineError
 
 
 class ConfigError(PipelineError, ValueError):

@@ -1,12 +1,12 @@
 """The params.yaml sections of the paper's analyses: `analysis` (with the toy model), `interpretability`,
 `browser` and `superposition`. Each is a frozen dataclass without defaults, loaded strictly by
-monosemantic/schema.py as part of config.Params (import them from monosemantic.config)."""
+monosemantic/core/schema.py as part of config.Params (import them from monosemantic.core.config)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monosemantic.schema import not_positive
+from monosemantic.core.schema import not_positive
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,12 @@ def analysis_metrics(name: str) -> Path:
     return METRICS / "analysis" / f"{name}.json"
 
 
+def provenance(kind: str, name: str) -> Path:
+    """metrics/provenance/KIND_NAME.json: the machine and precision that trained an artifact (kind: transformer,
+    sae); strings only (monosemantic/core/provenance.py)."""
+    return METRICS / "provenance" / f"{kind}_{name}.json"
+
+
 def figure(name: str) -> Path:
     """paper_figures/NAME (NAME with its .png)."""
     return FIGURES / name

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from monosemantic.utils import PipelineError, atomic_path, truncate_live
+from monosemantic.core.utils import PipelineError, atomic_path, truncate_live
 
-PACKAGE = Path(__file__).resolve().parent  # code_digest's file names are relative to it
+PACKAGE = Path(__file__).resolve().parents[1]  # monosemantic/: code_digest's file names are relative to it
 CHECKPOINT_MAGIC = b"monosemantic checkpoint, sha256 of the torch.save payload below: "
 
 

@@ -14,9 +14,9 @@ import inspect
 import sys
 from typing import Callable
 
-from monosemantic import paths
-from monosemantic.config import load_params
-from monosemantic.utils import PipelineError, fail
+from monosemantic.core import paths
+from monosemantic.core.config import load_params
+from monosemantic.core.utils import PipelineError, fail
 
 
 def stage(*arg_names: str) -> Callable:

@@ -1,34 +1,41 @@
 """Typed configuration: params.yaml, nested by DVC stage, loaded into frozen dataclasses.
 
 Every section of params.yaml maps to one dataclass: the training pipeline's below (corpus, tokenizer,
-transformer, activations, sae, sae_runs, evaluate), the analyses' in monosemantic/analysis_config.py (analysis,
+transformer, activations, sae, sae_runs, evaluate), the analyses' in monosemantic/core/analysis_config.py (analysis,
 interpretability, browser, superposition). No field has a default: params.yaml holds every value, so DVC sees
-every one. Loading (monosemantic/schema.py) rejects unknown keys, missing keys, wrong types, values outside
+every one. Loading (monosemantic/core/schema.py) rejects unknown keys, missing keys, wrong types, values outside
 their Literal and impossible values with one message listing every problem, before any compute starts:
 
     >>> params = load_params("params.yaml")
     >>> params.sae.batch_size
 
-Profiles (configs/smoke.yaml, configs/medium.yaml, configs/paper.yaml) are complete params files of the same
-schema (tests/test_config.py loads them all).
+Profiles (configs/smoke.yaml, configs/medium.yaml, configs/paper.yaml) are OVERLAYS: each holds only the keys
+whose values differ from params.yaml (the default profile), nested as there. `merge_profile(base, overlay)` merges
+them mapping by mapping, key by key, except under the keys of REPLACED_WHOLE (the named entries: runs, arms,
+seeds, mix shares), which a profile that names them replaces whole; lists and scalars are replaced. The merged
+result is a complete params file, validated by the same schema. `load_params("configs/smoke.yaml")` does this
+merge for a file in a `configs/` directory next to a params.yaml; `python -m tools.profile smoke` writes it as
+params.yaml (tests/test_config.py merges and validates every profile).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
-from monosemantic.analysis_config import (AnalysisConfig, BrowserConfig, InterpretabilityConfig, SuperpositionArm,
+from monosemantic.core.analysis_config import (AnalysisConfig, BrowserConfig, InterpretabilityConfig, SuperpositionArm,
                                           SuperpositionConfig, ToyConfig)
-from monosemantic.schema import ConfigError, build, not_positive
+from monosemantic.core.schema import ConfigError, build, not_positive
 
 __all__ = ["ActivationsConfig", "AnalysisConfig", "BrowserConfig", "ConfigError", "CorpusConfig", "EvaluateConfig",
            "InterpretabilityConfig", "Params", "ResampleConfig", "SAEConfig", "SAERun", "SuperpositionArm",
-           "SuperpositionConfig", "TokenizerConfig", "ToyConfig", "TransformerConfig", "load_params",
-           "not_positive", "params_from_dict", "stage_params"]
+           "SuperpositionConfig", "TokenizerConfig", "ToyConfig", "TransformerConfig", "REPLACED_WHOLE",
+           "is_profile", "load_params", "merge_profile", "not_positive", "params_from_dict", "profile_dict",
+           "profile_path"]
 
 
 @dataclass(frozen=True)
@@ -290,7 +297,6 @@ class Params:
         return errs
 
 
-
 def params_from_dict(data: dict, source: str = "params") -> Params:
     """Params from a parsed params file; a ConfigError listing every problem otherwise."""
     errs: list[str] = []
@@ -303,22 +309,83 @@ def params_from_dict(data: dict, source: str = "params") -> Params:
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """The params file at `path`, loaded strictly (params_from_dict)."""
+    """The params file at `path`, loaded strictly (params_from_dict); a profile overlay (is_profile) is first
+    merged onto the default params.yaml next to its configs/ directory (profile_dict)."""
+    path = Path(path)
+    data = profile_dict(path) if is_profile(path) else read_yaml(path)
+    return params_from_dict(data, str(path))
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The parsed mapping of a params or profile file; a ConfigError when it is absent or not YAML."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path}: no such params file (copy one from configs/ or restore params.yaml)")
+        raise ConfigError(f"{path}: no such params file (restore params.yaml with `git checkout params.yaml`; "
+                          "a profile: python -m tools.profile NAME)")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    return params_from_dict(data, str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
 
 
-def stage_params(path: str | Path = "params.yaml") -> Params:
-    """load_params for a stage script: an invalid params file ends the process with its one message."""
-    from monosemantic.utils import fail
+# The mappings whose keys are names the profile chooses (runs of the sweep, arms, models, subsets of the mix): a
+# profile that spells one of them replaces it whole, so it never inherits the default's runs or arms (smoke,
+# medium and paper name their own sae_runs and set transformer.mix and superposition.arms to {}). Every other
+# mapping is a section of the schema and merges key by key. tests/test_config.py checks that these are exactly
+# the schema's dict[str, ...] fields, so a new one needs a decision here.
+REPLACED_WHOLE = ("sae_runs", "transformer.seeds", "transformer.mix", "superposition.arms")
+# The first line tools.profile writes: a params.yaml that starts with it is an applied profile, not the default.
+GENERATED = re.compile(r"^# profile: (?P<name>\S+) \(written by python -m tools\.profile")
 
-    try:
-        return load_params(path)
-    except ConfigError as e:
-        fail(str(e))
+
+def merge_profile(base: dict, overlay: dict, _where: str = "") -> dict:
+    """base with overlay's values: mappings merge key by key (recursively), except the keys of REPLACED_WHOLE and
+    any value that is not a mapping on both sides (scalars, lists, a mapping over a scalar), which the overlay
+    replaces. Neither argument is modified; keys keep base's order, new ones follow."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        where = f"{_where}.{key}" if _where else str(key)
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict) and where not in REPLACED_WHOLE:
+            merged[key] = merge_profile(old, value, where)
+        else:
+            merged[key] = value
+    return merged
+
+
+def is_profile(path: str | Path) -> bool:
+    """Whether `path` is a profile overlay: a YAML file in a directory named configs beside a params.yaml."""
+    path = Path(path).resolve()
+    return path.parent.name == "configs" and (path.parent.parent / "params.yaml").is_file()
+
+
+def profile_path(name: str | Path, root: str | Path | None = None) -> Path:
+    """configs/NAME.yaml under root (default: this repository) for a bare name, else the path as given."""
+    if Path(str(name)).suffix in (".yaml", ".yml") or "/" in str(name):
+        return Path(name)
+    return Path(root or Path(__file__).resolve().parents[2]) / "configs" / f"{name}.yaml"
+
+
+def default_dict(path: str | Path) -> dict:
+    """The default params file at `path` as a mapping; a ConfigError when it is an applied profile instead
+    (merging onto it would let that profile's values leak into another)."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    applied = GENERATED.match(text)
+    if applied:
+        raise ConfigError(f"{path} holds the applied profile {applied['name']!r}, not the default: restore the "
+                          "default with `git checkout params.yaml` (or merge onto another base)")
+    return read_yaml(path)
+
+
+def profile_dict(profile: str | Path, base: str | Path | None = None) -> dict:
+    """The complete params mapping of a profile (a name such as "smoke" or a path): merge_profile(base,
+    overlay). base: the default params file (default: the params.yaml beside the profile's configs/ directory)."""
+    path = profile_path(profile)
+    overlay = read_yaml(path)
+    if base is None:
+        base = Path(path).resolve().parent.parent / "params.yaml"
+    return merge_profile(default_dict(base), overlay)

@@ -1,0 +1,44 @@
+"""tools/reproduction.py: the bands by their definition, per-file counts, the CSV reading and the --check gate."""
+
+import json
+
+from tools.reproduction import band, check, compare_file, numbers_of, report
+
+
+def test_bands_are_absolute_up_to_one_and_relative_above():
+    assert band(0.5, 0.5) == "exact" and band(float("nan"), float("nan")) == "exact"
+    assert band(0.5, 0.5 + 9e-7) == "within_1e-6"
+    assert band(0.5, 0.5 + 2e-6) == "within_1e-3"
+    assert band(0.5, 0.502) == "further"
+    assert band(1000.0, 1000.0009) == "within_1e-6"      # 9e-4 <= 1e-6 * 1000
+    assert band(1000.0, 1000.5) == "within_1e-3"         # 0.5 <= 1e-3 * 1000
+    assert band(1000.0, 1002.0) == "further"
+    assert band(3, 4) == "further"
+
+
+def test_compare_file_counts_every_number_once():
+    counts, moved = compare_file({"a": 1, "b": 0.25, "c": 2.0, "d": 7}, {"a": 1, "b": 0.2500004, "c": 2.5, "e": 1})
+    assert counts == {"exact": 1, "within_1e-6": 1, "within_1e-3": 0, "further": 1, "only_committed": 1,
+                      "only_now": 1}
+    assert moved == {"b": (0.25, 0.2500004), "c": (2.0, 2.5)}
+
+
+def test_csv_numbers_are_keyed_by_row_and_column():
+    assert numbers_of("metrics/sweep.csv", "run,l0,dead\nA_512,12.5,3\nA_1024,20,0\n") == \
+        {"[0].l0": 12.5, "[0].dead": 3, "[1].l0": 20, "[1].dead": 0}
+
+
+def test_report_and_check_see_a_moved_headline_number(tmp_path):
+    committed = {"metrics/summary.json": json.dumps({"headline": {"r": 0.82, "n": 5}}),
+                 "metrics/sae/A.json": json.dumps({"l0": 25.0})}
+    now = {"metrics/summary.json": json.dumps({"headline": {"r": 0.8205, "n": 5}}),
+           "metrics/sae/A.json": json.dumps({"l0": 25.0})}
+    rep = report(committed, now, tmp_path)
+    assert rep["files"]["metrics/summary.json"]["within_1e-3"] == 1
+    assert rep["files"]["metrics/sae/A.json"]["exact"] == 1
+    assert abs(rep["headline_max_abs_diff"] - 0.0005) < 1e-12 and list(rep["headline_not_exact"]) == ["headline.r"]
+    assert check(1e-3, ["metrics/summary.json"], committed, now) == []
+    assert check(1e-4, ["metrics/summary.json"], committed, now) == \
+        ["metrics/summary.json:headline.r: committed 0.82, now 0.8205"]
+    assert check(1e-4, ["metrics/sae/*"], committed, now) == []
+    assert check(0, ["metrics/sae/*"], committed, {}) == ["metrics/sae/A.json: not regenerated"]
