@@ -23,24 +23,24 @@ def test_the_walk_follows_imports_transitively():
     assert {"monosemantic/sae/train.py", "monosemantic/sae/resample.py", "monosemantic/core/config.py",
             "monosemantic/core/utils.py"} <= rels
     assert "monosemantic/browser/site.py" not in rels
-    # the packages' __init__.py files are docstrings only: inert, no dep
-    assert "monosemantic/__init__.py" not in rels and "stages/__init__.py" not in rels
+    assert "monosemantic/sae/__init__.py" in rels  # importing monosemantic.sae.train runs it
     assert uncovered(files, ["stages/train_sae.py"]) and not uncovered(files, ["stages", "monosemantic"])
 
 
-def test_an_init_with_code_is_a_dep_and_folders_cover_subpackages(tmp_path):
+def test_folder_deps_cover_subpackages_and_exact_deps_name_files(tmp_path):
     (tmp_path / "stages").mkdir()
     (tmp_path / "monosemantic" / "lm").mkdir(parents=True)
-    (tmp_path / "stages" / "__init__.py").write_text('"""Stages."""\n')
     (tmp_path / "stages" / "s.py").write_text("from monosemantic.lm import model\n")
-    (tmp_path / "monosemantic" / "__init__.py").write_text('"""Package."""\nSCALE = 2\n')  # not inert
     (tmp_path / "monosemantic" / "lm" / "__init__.py").write_text('"""Sub."""\n')
     (tmp_path / "monosemantic" / "lm" / "model.py").write_text("X = 1\n")
+    (tmp_path / "monosemantic" / "lm" / "train.py").write_text("Y = 2\n")  # not imported by s.py
     rels = {f.relative_to(tmp_path).as_posix() for f in reached_files(tmp_path / "stages" / "s.py", tmp_path)}
-    assert rels == {"stages/s.py", "monosemantic/__init__.py", "monosemantic/lm/model.py"}
-    assert code_deps(tmp_path / "stages" / "s.py", tmp_path) == ["stages/s.py", "monosemantic/__init__.py",
-                                                                 "monosemantic/lm"]
-    assert code_deps(tmp_path / "stages" / "s.py", tmp_path, per_file=True)[-1] == "monosemantic/lm/model.py"
+    assert rels == {"stages/s.py", "monosemantic/lm/__init__.py", "monosemantic/lm/model.py"}
+    assert code_deps(tmp_path / "stages" / "s.py", tmp_path) == ["stages/s.py", "monosemantic/lm"]
+    assert code_deps(tmp_path / "stages" / "s.py", tmp_path, per_file=True) == [
+        "stages/s.py", "monosemantic/lm/__init__.py", "monosemantic/lm/model.py"]  # train.py changes nothing
+    (tmp_path / "stages" / "s.py").write_text("from monosemantic.lm import model, train\n")
+    assert code_deps(tmp_path / "stages" / "s.py", tmp_path, per_file=True) == ["stages/s.py", "monosemantic/lm"]
 
 
 def test_stage_script_reads_module_and_path_commands():

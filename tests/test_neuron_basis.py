@@ -90,3 +90,33 @@ def test_comparison_at_the_training_mix(world):
     assert at["weights"]["Arabic"] == pytest.approx(0.003 / own["Arabic"], rel=1e-4)
     for row in at["proxies"].values():
         assert -1 <= row["feature_r"] <= 1 and row["best_neuron_r"] >= row["nearest_neuron_r"] - 1e-4
+
+
+def test_the_training_mix_verdict_picks_its_units_under_the_weights(world):
+    """The headline verdict is the at-training-mix comparison: its best feature and best neuron must be the
+    argmax of the *weighted* Pearson r, not the unweighted pass's choice carried over. On this world the two
+    choices differ for at least one proxy (checked), so a slip that reuses the unweighted units fails here."""
+    from monosemantic.analysis import superposition as S
+
+    d, cfg, val = world.dictionary("A_16"), world.params.analysis, world.streams["val"]
+    n = min(cfg.max_points, d.store.n_points)
+    index = d.store.index()
+    subset = val.doc_subset[index["doc"][:n]]
+    own = {s: float((subset == c).mean()) for c, s in enumerate(val.subsets)}
+    rare = {**{s: (1 - 0.003) * v / (1 - own["Arabic"]) for s, v in own.items()}, "Arabic": 0.003}
+    fvn = S.features_vs_neurons(d.store, d.sae, val, world.llr, n, cfg.batch_size, target_shares=rare)
+    w, _ = S.mix_weights(subset, val.subsets, rare)
+    neurons = d.store.read(0, n).numpy()
+    with torch.no_grad():
+        features = d.sae.encode(torch.from_numpy(neurons)).numpy()
+    tids = px.point_tokens(index, val.tokens, n)
+    differs = 0
+    for k, row in fvn["at_training_mix"]["proxies"].items():
+        proxy = px.proxy_value(world.llr[k])[tids].astype(np.float32)
+        for units, key in ((neurons, "best_neuron"), (features, "feature")):
+            weighted = [S.pearson(units[:, i], proxy, constant=-np.inf, w=w) for i in range(units.shape[1])]
+            plain = [S.pearson(units[:, i], proxy, constant=-np.inf) for i in range(units.shape[1])]
+            assert row[key] == int(np.argmax(weighted)), (k, key)
+            assert fvn["proxies"][k][key] == int(np.argmax(plain)), (k, key)
+            differs += int(np.argmax(weighted)) != int(np.argmax(plain))
+    assert differs > 0, "the world no longer tells the weighted choice from the unweighted one"

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from monosemantic.data.corpus import Document, corpus_statistics, write_shard
-from monosemantic.sae.sweep import SWEEP_COLUMNS, collect_headlines, headline, read_curves, sweep_table
+from monosemantic.sae.sweep import (SWEEP_COLUMNS, collect_headlines, headline, read_curves, sweep_table,
+                                    verdicts_across_trainings)
 
 
 def row(run, model, n, l1, frac, l0=10.0):
@@ -38,6 +39,24 @@ def test_collect_headlines_merges_analysis_files_and_the_dose_response(tmp_path)
     assert collect_headlines(tmp_path, tmp_path / "missing.json") == {"x": 1, "y": 5}  # later files win
     (tmp_path / "dose.json").write_text(json.dumps({"dose_response": [{"arm": "natural"}]}))
     assert collect_headlines(tmp_path / "none", tmp_path / "dose.json") == {"dose_response": [{"arm": "natural"}]}
+
+
+def test_verdicts_across_trainings_count_k_of_n_at_the_training_mix(tmp_path):
+    def rep(proxy, wins, n, natural_wins):
+        return {"group": "mix", "proxy": proxy, "arms": ["mix", "mix_seed11"], "seeds": [1, 11],
+                "natural": {"feature_wins": natural_wins, "n": n, "gap_min": -0.2, "gap_max": 0.2},
+                "at_training_mix": {"feature_wins": wins, "n": n, "gap_min": -0.01 * wins, "gap_max": 0.1}}
+
+    reps = [rep("arabic", 3, 3, 0), rep("hebrew", 2, 3, 3), rep("dna", 1, 3, 3), rep("base64", 0, 3, 3)]
+    v = verdicts_across_trainings(reps)["mix"]
+    assert {k: p["verdict"] for k, p in v["proxies"].items()} == {"arabic": "3 of 3", "hebrew": "2 of 3",
+                                                                  "dna": "1 of 3", "base64": "0 of 3"}
+    assert v["proxies_won_in_most_trainings"] == 2 and v["seeds"] == [1, 11]  # 3 of 3 and 2 of 3; 1 of 3 is not
+    assert verdicts_across_trainings(reps, "natural")["mix"]["proxies_won_in_most_trainings"] == 3
+    assert v["proxies"]["hebrew"]["gap_min"] == -0.02
+    (tmp_path / "dose.json").write_text(json.dumps({"dose_response": [], "replicates": reps}))
+    assert collect_headlines(tmp_path / "none", tmp_path / "dose.json")["features_vs_neurons_across_trainings"] == \
+        verdicts_across_trainings(reps)
 
 
 def test_read_curves_joins_the_dvclive_tsvs_by_step(tmp_path):

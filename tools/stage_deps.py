@@ -61,16 +61,9 @@ def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
     return names
 
 
-def inert(path: Path) -> bool:
-    """A file that is only a docstring (the packages' __init__.py files): running it cannot change an output, so
-    it is no code dep."""
-    body = ast.parse(path.read_text()).body
-    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
-
-
 def reached_files(script: Path, root: Path = ROOT) -> set[Path]:
     """Every file of the repository's packages reached from `script` by imports, transitively (each package's
-    __init__.py included: importing a.b.c runs a/__init__ and a/b/__init__ too), except inert ones."""
+    __init__.py included: importing a.b.c runs a/__init__ and a/b/__init__ too)."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
@@ -89,7 +82,7 @@ def reached_files(script: Path, root: Path = ROOT) -> set[Path]:
                 target = module_file(".".join(parts[:i]), root)
                 if target is not None and target not in seen:
                     todo.append(target)
-    return {f for f in seen if not inert(f)}
+    return seen
 
 
 def stage_script(cmd: str, root: Path = ROOT) -> Path | None:
@@ -118,15 +111,17 @@ def uncovered(files: set[Path], deps: list[str], root: Path = ROOT) -> list[str]
 
 def code_deps(script: Path, root: Path = ROOT, per_file: bool = False) -> list[str]:
     """What a stage's deps list for its code: its script first, then the package folders it reaches (a module of
-    a subpackage, monosemantic/lm/model.py, counts as its folder monosemantic/lm) and the top-level files
-    (monosemantic/__init__.py, stages/__init__.py), sorted; per_file: every file it reaches instead, except
-    monosemantic/core/, the infrastructure every stage runs on, which stays one folder."""
+    a subpackage, monosemantic/lm/model.py, counts as its folder monosemantic/lm), sorted; per_file: every file it
+    reaches instead, except a folder whose every module it reaches (the folder dep is then the same set) and
+    monosemantic/core/, the infrastructure every stage runs on. (`monosemantic` and `stages` are namespace
+    packages: no __init__.py, nothing runs on their import.)"""
+    reached = reached_files(script, root) - {script}
     rest = set()
-    for f in reached_files(script, root):
-        if f == script:
-            continue
+    for f in reached:
         parts = f.relative_to(root).parts
-        whole_folder = len(parts) >= 3 and (not per_file or parts[:2] == CORE)
+        folder = root.joinpath(*parts[:2])
+        whole_folder = len(parts) >= 3 and (not per_file or parts[:2] == CORE
+                                            or set(folder.rglob("*.py")) <= reached)
         rest.add("/".join(parts[:2] if whole_folder else parts))
     return [script.relative_to(root).as_posix()] + sorted(rest)
 

@@ -47,7 +47,30 @@ def collect_headlines(analysis_dir: Path, dose_response: Path) -> dict:
     for path in sorted(Path(analysis_dir).glob("*.json")):
         out.update(json.loads(path.read_text()).get("headline", {}))
     if Path(dose_response).exists():
-        out["dose_response"] = json.loads(Path(dose_response).read_text())["dose_response"]
+        doc = json.loads(Path(dose_response).read_text())
+        out["dose_response"] = doc["dose_response"]
+        if doc.get("replicates"):
+            out["features_vs_neurons_across_trainings"] = verdicts_across_trainings(doc["replicates"])
+    return out
+
+
+def verdicts_across_trainings(replicates: list[dict], view: str = "at_training_mix") -> dict:
+    """The features-vs-neurons verdict as "k of n trainings": per group of replicate arms (one mix and budget,
+    several seeds: metrics/dose_response.json `replicates`) and proxy, in how many trainings the best feature's r
+    beats the best neuron's (`view`: at the training mix, the headline comparison), with the range of the gap
+    (feature r - best neuron r) over the trainings, and the number of proxies won in most trainings (> n / 2)."""
+    out: dict = {}
+    for row in replicates:
+        v = row.get(view)
+        if not v:
+            continue
+        group = out.setdefault(row["group"], {"arms": row["arms"], "seeds": row["seeds"], "proxies": {}})
+        group["proxies"][row["proxy"]] = {"verdict": f"{v['feature_wins']} of {v['n']}",
+                                          "feature_wins": v["feature_wins"], "n": v["n"],
+                                          "gap_min": v["gap_min"], "gap_max": v["gap_max"]}
+    for group in out.values():
+        group["proxies_won_in_most_trainings"] = sum(p["feature_wins"] * 2 > p["n"]
+                                                     for p in group["proxies"].values())
     return out
 
 
