@@ -42,3 +42,18 @@ def test_report_and_check_see_a_moved_headline_number(tmp_path):
         ["metrics/summary.json:headline.r: committed 0.82, now 0.8205"]
     assert check(1e-4, ["metrics/sae/*"], committed, now) == []
     assert check(0, ["metrics/sae/*"], committed, {}) == ["metrics/sae/A.json: not regenerated"]
+
+
+def test_auto_tolerance_is_exact_on_the_cpu_that_trained_the_shipped_artifacts(tmp_path, monkeypatch):
+    import tools.reproduction as R
+
+    prov = tmp_path / "metrics" / "provenance"
+    prov.mkdir(parents=True)
+    here = R.cpu_info()
+    (prov / "sae_A.json").write_text(json.dumps({"stage": "train_sae@A", "cpu": here["cpu"], "isa": here["isa"],
+                                                 "precision": "fp32"}))
+    assert R.auto_tolerance(tmp_path) == 0.0
+    (prov / "transformer_A.json").write_text(json.dumps({"stage": "t@A", "cpu": "Other CPU", "isa": ["avx512f"],
+                                                         "precision": "fp32"}))
+    assert R.auto_tolerance(tmp_path) == R.OTHER_CPU_TOL
+    assert [m["stages"] for m in R.shipped_by(tmp_path)] == [["train_sae@A"], ["t@A"]]

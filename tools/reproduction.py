@@ -4,7 +4,9 @@
     python -m tools.reproduction --ref REV       ... with another commit's
     python -m tools.reproduction --check TOL PATTERN [PATTERN ...]
                                                  exit 1 if a number of a file matching a PATTERN (fnmatch over
-                                                 paths under metrics/) is further than TOL from the committed one
+                                                 paths under metrics/) is further than TOL from the committed one;
+                                                 TOL auto: 0 (exact) on the CPU kind that trained the shipped
+                                                 artifacts, OTHER_CPU_TOL on any other
 
 After `dvc pull` restores the shipped transformers and dictionaries, `dvc repro` regenerates everything downstream
 of them on the user's CPU. This tool says how close that came: per file the count of numbers that are exactly
@@ -33,6 +35,9 @@ OUT = Path("metrics") / "reproduction.json"
 SKIP = ("metrics/reproduction.json", "metrics/provenance/*")  # this tool's output; strings only
 BANDS = ((0.0, "exact"), (1e-6, "within_1e-6"), (1e-3, "within_1e-3"))
 HEADLINE = "metrics/summary.json"
+# another CPU kind: the bound the shipped-artifacts issue sets for the headline numbers (not yet a measured spread:
+# no second CPU kind has regenerated the analyses from the shipped models; docs/REPRODUCTION.md)
+OTHER_CPU_TOL = 1e-3
 
 
 def numbers_of(rel: str, text: str) -> dict[str, float | int]:
@@ -122,6 +127,14 @@ def report(committed: dict[str, str], now: dict[str, str], root: Path = ROOT, re
             "total": total, "headline_max_abs_diff": headline_max, "headline_not_exact": worst, "files": files}
 
 
+def auto_tolerance(root: Path = ROOT) -> float:
+    """0 when this CPU (model and ISA flags) is the one that trained every shipped artifact, else OTHER_CPU_TOL."""
+    here = cpu_info()
+    machines = shipped_by(root)
+    same = bool(machines) and all(m["cpu"] == here["cpu"] and m["isa"] == here["isa"] for m in machines)
+    return 0.0 if same else OTHER_CPU_TOL
+
+
 def check(tol: float, patterns: list[str], committed: dict[str, str], now: dict[str, str]) -> list[str]:
     """Lines naming every number of the matching files further than tol (as in band()) from the committed one."""
     bad = []
@@ -149,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     committed, now = committed_files(args.ref), current_files()
     if args.check:
-        tol, patterns = float(args.check[0]), args.check[1:]
+        tol = auto_tolerance() if args.check[0] == "auto" else float(args.check[0])
+        patterns = args.check[1:]
         bad = check(tol, patterns, committed, now)
         n = sum(len(numbers_of(r, t)) for r, t in committed.items() if any(fnmatch.fnmatch(r, p) for p in patterns))
         if bad:
