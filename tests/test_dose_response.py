@@ -155,3 +155,22 @@ def test_off_line_arms_get_their_own_marker_and_step_right_of_their_share():
     assert len({m for m, _ in styles.values()}) == 3
     steps = [x for _, x in styles.values()]
     assert steps == sorted(steps) and steps[0] > 1 and len(set(steps)) == 3
+
+
+def test_the_budget_view_gives_each_budget_its_gaps_at_the_training_mix_sorted_by_share():
+    from monosemantic.figures.analysis import dose_response_gaps
+
+    def row(arm, share, tokens, f, n, at=None, learned=True, proxy="arabic"):
+        r = {"arm": arm, "proxy": proxy, "share": share, "tokens_mult": tokens, "feature_r": f, "best_neuron_r": n,
+             "context_learned": learned}
+        return {**r, "at_training_mix": at} if at else r
+    rows = [row("r1", 0.01, 1, 0.7, 0.8, {"feature_r": 0.6, "best_neuron_r": 0.2}),
+            row("r03", 0.003, 1, 0.9, 0.5, learned=False),   # measured before the at-mix view: natural split
+            row("r16", 0.003, 16, 0.5, 0.5, {"feature_r": 0.70, "best_neuron_r": 0.33}),
+            row("r1", 0.01, 1, 0.1, 0.2, proxy="dna")]
+    gaps = dose_response_gaps(rows, "arabic")
+    assert list(gaps) == [1, 16]
+    assert [(p["arm"], p["share"], p["learned"]) for p in gaps[1]] == [("r03", 0.003, False), ("r1", 0.01, True)]
+    assert [p["gap"] for p in gaps[1]] == [pytest.approx(0.4), pytest.approx(0.4)]
+    assert gaps[16][0]["gap"] == pytest.approx(0.37)
+    assert list(dose_response_gaps(rows, "dna")) == [1] and dose_response_gaps(rows, "hebrew") == {}

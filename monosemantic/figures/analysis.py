@@ -316,12 +316,62 @@ def _marker_styles(tags: list[str]) -> dict[str, tuple[str, float]]:
     return {t: (_EXTRA_MARKERS[i % len(_EXTRA_MARKERS)], 1.07 ** (i + 1)) for i, t in enumerate(unique)}
 
 
+BUDGET_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860")  # 1x, 4x, 16x, ... tokens
+
+
+def dose_response_gaps(rows: list[dict], proxy: str) -> dict[int, list[dict]]:
+    """The budget view of the dose-response: for `proxy`, per transformer budget (tokens_mult), one point per arm
+    with {arm, share, gap, learned, mixed_shares}: gap = best feature r − best neuron r at the arm's training mix
+    (the headline's comparison; on the natural split for arms measured before it existed), sorted by share."""
+    out: dict[int, list[dict]] = {}
+    for r in rows:
+        if r["proxy"] != proxy:
+            continue
+        at = r.get("at_training_mix") or r
+        out.setdefault(r["tokens_mult"], []).append(
+            {"arm": r["arm"], "share": r["share"], "gap": at["feature_r"] - at["best_neuron_r"],
+             "learned": r["context_learned"]})
+    return {b: sorted(pts, key=lambda p: p["share"]) for b, pts in sorted(out.items())}
+
+
+def _dose_response_budget_row(row_axes, rows: list[dict], proxies: list[str],
+                              mixed: Mapping[str, Mapping[str, float]]) -> None:
+    """Bottom row: feature r − best neuron r at the training mix against the share, one colour per transformer
+    budget (tokens_mult); circles: every rare context at one share, diamonds: mixed shares; hollow: not learned."""
+    gaps = {k: dose_response_gaps(rows, k) for k in proxies}
+    budgets = sorted({b for g in gaps.values() for b in g})
+    values = [p["gap"] for g in gaps.values() for pts in g.values() for p in pts]
+    lim = max([abs(v) for v in values] + [0.05]) * 1.1
+    for ax, k in zip(row_axes, proxies):
+        for budget, pts in gaps[k].items():
+            color = BUDGET_COLORS[budgets.index(budget) % len(BUDGET_COLORS)]
+            for p in pts:
+                ax.scatter(p["share"], p["gap"], marker="D" if p["arm"] in mixed else "o", s=30, color=color,
+                           facecolors=color if p["learned"] else "none", zorder=3)
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_ylim(-lim, lim)
+        ax.set_xscale("log")
+        ticks = sorted({p["share"] for pts in gaps[k].values() for p in pts})
+        ax.set_xticks(ticks, [f"{100 * t:.2g}%" for t in ticks], fontsize=7)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_title(f"{k}: feature r − best neuron r, at the training mix", fontsize=8)
+        ax.set_xlabel("share of training tokens")
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], ls="none", marker="o", color=BUDGET_COLORS[i % len(BUDGET_COLORS)],
+                          label=f"{b}x transformer tokens") for i, b in enumerate(budgets)]
+    handles.append(plt.Line2D([], [], ls="none", marker="D", color="0.4", label="mixed shares"))
+    row_axes[0].legend(handles=handles, fontsize=6, frameon=False, loc="lower left")
+    row_axes[0].set_ylabel("gap (> 0: the feature wins)")
+
+
 def dose_response_figure(rows: list[dict], path: str | Path,
                          mixed: Mapping[str, Mapping[str, float]] = MappingProxyType({})) -> None:
     """The superposition experiment (superposition.py): per proxy, Pearson r with the proxy against the rare
     context's share of the training tokens, for the best feature, the best neuron and the neuron nearest to the
     feature; top row on the natural validation split, bottom row (when measured) on the same points weighted to
-    each arm's training mix. Hollow markers: the context is not learned (val loss >= its unigram loss). Arms
+    each arm's training mix; last row: the gap between feature and best neuron at the training mix, one colour
+    per transformer budget (`dose_response_gaps`). Hollow markers: the context is not learned (val loss >= its
+    unigram loss). Arms
     with more transformer tokens or more SAE points, whose contexts have different shares, or with another seed
     than the plain arms' are drawn as separate markers, labelled with what differs, not joined to the lines.
     `mixed`: the arms whose contexts have different shares -> their mix {context: share}."""
@@ -332,11 +382,11 @@ def dose_response_figure(rows: list[dict], path: str | Path,
     views = [("natural validation split", lambda r: r)]
     if any("at_training_mix" in r for r in rows):
         views.append(("at each arm's training mix", lambda r: r.get("at_training_mix")))
-    fig, axes = plt.subplots(len(views), len(proxies), figsize=(3.4 * len(proxies), 3.0 * len(views) + 0.6),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(len(views) + 1, len(proxies), figsize=(3.4 * len(proxies), 3.0 * (len(views) + 1) + 0.6),
+                             squeeze=False)
     series = (("feature_r", "best feature", "C0", "o"), ("best_neuron_r", "best neuron", "C3", "s"),
               ("nearest_neuron_r", "neuron nearest the feature", "C2", "^"))
-    for row_axes, (view, get) in zip(axes, views):
+    for row_axes, (view, get) in zip(axes[:-1], views):
         for ax, k in zip(row_axes, proxies):
             sel = [r for r in rows if r["proxy"] == k and get(r) is not None]
             base = sorted((r for r in sel if r["arm"] in on_line), key=lambda r: r["share"])
@@ -348,6 +398,7 @@ def dose_response_figure(rows: list[dict], path: str | Path,
                     m, step = styles[tag] if tag else (marker, 1.0)  # off-line arms: beside the arm of that share
                     ax.scatter(r["share"] * step, get(r)[key], marker=m, s=70 if m == "*" else 30, color=color,
                                facecolors=color if r["context_learned"] else "none", zorder=3)
+            ax.set_ylim(-0.05, 1.0)
             ax.set_xscale("log")
             ticks = sorted({r["share"] for r in sel})
             ax.set_xticks(ticks, [f"{100 * t:.2g}%" for t in ticks], fontsize=7)
@@ -356,6 +407,7 @@ def dose_response_figure(rows: list[dict], path: str | Path,
             ax.set_xlabel("share of training tokens")
             ax.grid(alpha=0.3)
         row_axes[0].set_ylabel("Pearson r with the proxy")
+    _dose_response_budget_row(axes[-1], rows, proxies, mixed)
     handles, labels = axes[0][0].get_legend_handles_labels()
     for tag, (m, _) in styles.items():  # the off-line arms: grey markers, coloured by series in the panels
         handles.append(plt.Line2D([], [], ls="none", marker=m, color="0.4", markersize=8 if m == "*" else 6))
