@@ -65,7 +65,9 @@ sys.path.insert(0, str(ROOT))
 from monosemantic.core.config import ActivationsConfig, SAEConfig, TransformerConfig, load_params  # noqa: E402
 from monosemantic.lm.model import ModelConfig, build_model  # noqa: E402
 from monosemantic.lm.train import make_optimizer  # noqa: E402
-from monosemantic.sae.model import SparseAutoencoder, geometric_median  # noqa: E402
+from monosemantic.sae import architectures  # noqa: E402
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings  # noqa: E402
+from monosemantic.sae.model import geometric_median  # noqa: E402
 from monosemantic.sae.train import AUTO_MAX_DENSITY, SAETrainer  # noqa: E402
 from monosemantic.core.utils import autocast  # noqa: E402
 
@@ -187,12 +189,12 @@ def load_batches(store_path: Path | None, n: int, batch: int, d: int, seed: int 
 
 
 @torch.no_grad()
-def l0_of(sae: SparseAutoencoder, x: torch.Tensor) -> float:
+def l0_of(sae: StandardSAE, x: torch.Tensor) -> float:
     return float((sae.encode(x) > 0).sum(dim=-1, dtype=torch.float32).mean())
 
 
 @torch.no_grad()
-def shift_b_e_to_l0(sae: SparseAutoencoder, x: torch.Tensor, target: float, iters: int = 30) -> float:
+def shift_b_e_to_l0(sae: StandardSAE, x: torch.Tensor, target: float, iters: int = 30) -> float:
     """Add one scalar to b_e (bisection) so that the mean L0 on x is about `target`; returns the shift."""
     base = sae.b_e.clone()
     lo, hi = -50.0, 50.0
@@ -207,23 +209,23 @@ def shift_b_e_to_l0(sae: SparseAutoencoder, x: torch.Tensor, target: float, iter
     return (lo + hi) / 2
 
 
-def fresh_sae(d: int, F: int, l1: float, x: torch.Tensor, seed: int) -> SparseAutoencoder:
+def fresh_sae(d: int, F: int, l1: float, x: torch.Tensor, seed: int) -> StandardSAE:
     """Kaiming init + unit decoder columns + b_d = geometric median, as train_sae starts."""
-    sae = SparseAutoencoder(d, F, l1, generator=torch.Generator().manual_seed(seed))
+    sae = StandardSAE(d, F, StandardSettings(l1=l1), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         sae.b_d.copy_(geometric_median(x))
     return sae
 
 
 @torch.no_grad()
-def tile_sae(src: SparseAutoencoder, factor: int, x: torch.Tensor, target_l0: float, seed: int,
-             noise: float = 0.1) -> tuple[SparseAutoencoder, float]:
+def tile_sae(src: StandardSAE, factor: int, x: torch.Tensor, target_l0: float, seed: int,
+             noise: float = 0.1) -> tuple[StandardSAE, float]:
     """A factor×larger SAE from a trained one: each feature copied `factor` times, every copy's encoder row
     and decoder column perturbed by `noise`·(its norm)·N(0, I/d) (decoder renormalised), b_e lowered by one
     scalar until the mean L0 on x equals target_l0 (the source's), so the copies split the firing."""
     g = torch.Generator().manual_seed(seed)
     d, F = src.d, src.n_features
-    sae = SparseAutoencoder(d, F * factor, src.l1_coeff)
+    sae = StandardSAE(d, F * factor, src.settings)
     W_e = src.W_e.repeat(factor, 1)
     W_e += noise * W_e.norm(dim=1, keepdim=True) * torch.randn(W_e.shape, generator=g) / math.sqrt(d)
     W_dT = src.W_d.T.repeat(factor, 1)
@@ -237,7 +239,7 @@ def tile_sae(src: SparseAutoencoder, factor: int, x: torch.Tensor, target_l0: fl
     return sae, shift
 
 
-def make_saelens(ours: SparseAutoencoder, cfg: SAEConfig, batch: int):
+def make_saelens(ours: StandardSAE, cfg: SAEConfig, batch: int):
     """A sae_lens StandardTrainingSAE with our weights, and SAELens's own SAETrainer around it."""
     from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig
     from sae_lens.config import LoggingConfig, SAETrainerConfig
@@ -267,7 +269,7 @@ def make_saelens(ours: SparseAutoencoder, cfg: SAEConfig, batch: int):
     return sl, trainer
 
 
-def bench_sae(name: str, sae: SparseAutoencoder, batches: list[torch.Tensor], steps: int, warmup: int,
+def bench_sae(name: str, sae: StandardSAE, batches: list[torch.Tensor], steps: int, warmup: int,
               variants: dict[str, Callable], device: torch.device,
               candidates: Callable[[], int | None] | None = None) -> tuple[dict, dict]:
     """The step functions of `variants` ({key: step(x)}) ALTERNATED step by step on the same batches (each built
@@ -301,7 +303,7 @@ def bench_sae(name: str, sae: SparseAutoencoder, batches: list[torch.Tensor], st
     return row, first
 
 
-def bench_screens(name: str, sae: SparseAutoencoder, batches: list[torch.Tensor], steps: int, warmup: int,
+def bench_screens(name: str, sae: StandardSAE, batches: list[torch.Tensor], steps: int, warmup: int,
                   with_saelens: bool, device: torch.device) -> dict:
     """`all` mode: our step in fp32 and bf16-screened, and SAELens's, alternated step by step."""
     B = batches[0].shape[0]
@@ -322,7 +324,7 @@ def bench_screens(name: str, sae: SparseAutoencoder, batches: list[torch.Tensor]
     return row
 
 
-def bench_against_saelens(name: str, sae: SparseAutoencoder, batches: list[torch.Tensor], steps: int,
+def bench_against_saelens(name: str, sae: StandardSAE, batches: list[torch.Tensor], steps: int,
                           warmup: int, peak: float, with_saelens: bool, cfg: SAEConfig) -> dict:
     """`sae` mode: our step (fast_path auto) and SAELens's alternated on the same batches from the same weights,
     with the dense-equivalent FLOP/s (10·B·d·F per step) as a fraction of the fp32 GEMM peak."""
@@ -556,7 +558,7 @@ def run_all(args: argparse.Namespace) -> int:
     batches, res["data"] = load_batches(None if quick else args.store, max(2, min(steps + warmup, 10)), batch, d)
     d = batches[0].shape[1]
     if not quick and (args.sae_dir / "sae_weights.safetensors").exists():
-        trained = SparseAutoencoder.load(args.sae_dir)
+        trained = architectures.load(args.sae_dir)
         res["weights"] = f"trained {args.sae_dir}"
     else:
         trained = fresh_sae(d, F, LAMBDA_DEFAULT, batches[0][:4096], seed=5)
@@ -597,7 +599,7 @@ def run_sae(args: argparse.Namespace) -> int:
     print(f"data: {res['data']}", flush=True)
     cfg = dataclasses.replace(DEFAULT.sae, batch_size=batch, fast_path="auto")  # the default lr, betas
     if (args.sae_dir / "sae_weights.safetensors").exists():
-        trained = SparseAutoencoder.load(args.sae_dir)
+        trained = architectures.load(args.sae_dir)
         res["weights"] = f"trained {args.sae_dir.relative_to(ROOT) if args.sae_dir.is_relative_to(ROOT) else args.sae_dir}"
     else:
         trained = fresh_sae(d, 4096, LAMBDA_DEFAULT, batches[0][:4096], seed=5)

@@ -49,7 +49,7 @@ def time_run(params, name: str, path: str, out_dir: Path) -> dict:
     wall = time.perf_counter() - t0
     committed = ROOT / "artifacts" / "sae" / name / WEIGHTS
     same = sha256_file(out_dir / WEIGHTS) == sha256_file(committed) if committed.exists() else None
-    return {"run": name, "path": path, "n_features": run.n_features, "l1": run.l1, "wall_s": round(wall, 1),
+    return {"run": name, "path": path, "n_features": run.n_features, "l1": run.settings.l1, "wall_s": round(wall, 1),
             "samples_per_s": round(cfg.steps * cfg.batch_size / wall), "mse": stats["mse"], "l0": stats["l0"],
             "dead": stats["dead"], "n_resampled": stats["n_resampled"], "weights_equal_committed": same}
 

@@ -40,8 +40,8 @@ class Mutation:
 
 
 MUTATIONS = [
-    Mutation("decoder parallel-gradient removal deleted (SAETrainer.step)", "monosemantic/sae/train.py",
-             "        self.sae.remove_parallel_grad()\n", ""),
+    Mutation("decoder parallel-gradient removal deleted (StandardSAE.before_step)",
+             "monosemantic/sae/architectures/standard.py", "        self.remove_parallel_grad()\n", ""),
     Mutation("resampled encoder scale 1.0 instead of 0.2 (resample.py)", "monosemantic/sae/resample.py",
              "directions * (encoder_scale * mean_alive_norm)", "directions * (1.0 * mean_alive_norm)"),
     Mutation("resampled encoder scale 1.0 instead of cfg's 0.2 (SAETrainer.resample)", "monosemantic/sae/train.py",
@@ -52,7 +52,7 @@ MUTATIONS = [
              "prob = loss.double().pow(2)", "prob = loss.double()"),
     Mutation("Adam moments of resampled features not reset", "monosemantic/sae/resample.py",
              "            state[key][index] = 0.0", "            pass"),
-    Mutation("MSE summed instead of averaged (sae.py, both paths)", "monosemantic/sae/model.py",
+    Mutation("MSE summed instead of averaged (StandardSAE.loss)", "monosemantic/sae/architectures/standard.py",
              "mse = (x_hat - x).pow(2).mean()", "mse = (x_hat - x).pow(2).sum()"),
     Mutation("off-by-one in the sampled positions' token index (activations.py)", "monosemantic/lm/activations.py",
              "token = (starts[:, None] + pos)", "token = (starts[:, None] + pos + 1)"),

@@ -80,7 +80,8 @@ def load_inputs(params, cfg, log: Callable[[str], None] = print) -> BrowserInput
     split = load_split_partners(split_names, log)
     compare = load_compare_partner(params, cfg, run.model, store, compare_name, log)
     return BrowserInputs(
-        run=name, run_info={"model": run.model, "n_features": run.n_features, "l1": run.l1},
+        run=name, run_info={"model": run.model, "n_features": run.n_features, "architecture": run.architecture,
+                            "knob": run.settings.knob, **dataclasses.asdict(run.settings)},
         sae=load_sae(paths.sae_dir(name)),
         model=Transformer.load(paths.model_dir(run.model)), store=store, index=store.index(),
         tokens=val.tokens, doc_subset=val.doc_subset, subsets=val.subsets, tok=tok, llr=llr,

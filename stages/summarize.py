@@ -22,12 +22,14 @@ from monosemantic.core.utils import write_csv, write_json
 def main(params) -> None:
     cfg = params.evaluate
     sweep = sweep_table([json.loads(paths.sae_metrics(name).read_text()) for name in params.sae_runs])
-    write_csv(sweep[SWEEP_COLUMNS], paths.METRICS / "sweep.csv")
+    write_csv(sweep.reindex(columns=SWEEP_COLUMNS), paths.METRICS / "sweep.csv")
     summary = {"headline": {**headline(sweep, cfg.headline_run),
                             **collect_headlines(paths.METRICS / "analysis", paths.METRICS / "dose_response.json")}}
     write_json(paths.METRICS / "summary.json", summary)
 
-    model_sweep = sweep[sweep["model"] == params.sae_run(cfg.headline_run).model]
+    # the paper's Figs. 12 and 13 (by λ): the headline model's dictionaries of the paper's recipe
+    model_sweep = sweep[(sweep["model"] == params.sae_run(cfg.headline_run).model)
+                        & (sweep["architecture"] == "standard")]
     write_csv(model_sweep[["run", "n_features", "l1_coeff", "l0", "frac_loss_recovered"]],
               paths.PLOTS / "l0_vs_loss_recovered.csv")
     densities = {r: np.load(paths.eval_dir(r) / "feature_density.npy") for r in model_sweep["run"]}

@@ -2,11 +2,11 @@
 
     python -m stages.train_sae RUN                  (RUN: a key of sae_runs)
 
-Reads params.yaml (sae: the recipe, sae_runs.RUN: model, n_features, l1), trains on
-artifacts/activations/MODEL/train (or on activations streamed from the model: activations.mode) and writes
-artifacts/sae/RUN/ in SAELens's layout (monosemantic/sae/train.py). While training, the checkpoint and the curves
-live in checkpoints/sae/RUN/ (not a DVC output, so a killed `dvc repro` resumes from it); the folder is removed
-once the run completes. Last, metrics/provenance/sae_RUN.json: the CPU and precision that trained it.
+Reads params.yaml (sae: the training hyperparameters, sae_runs.RUN: model, n_features, architecture and its
+settings, e.g. l1), trains on artifacts/activations/MODEL/train (or on activations streamed from the model:
+activations.mode) and writes artifacts/sae/RUN/ in SAELens's layout (monosemantic/sae/train.py). While training,
+the checkpoint and the curves live in checkpoints/sae/RUN/ (not a DVC output, so a killed `dvc repro` resumes
+from it); the folder is removed once the run completes. Last, metrics/provenance/sae_RUN.json: the CPU and precision that trained it.
 """
 
 from monosemantic.core import paths

@@ -19,7 +19,7 @@ from monosemantic.data.tokenizer import EOT_ID, TokenStream, train_tokenizer
 from monosemantic.lm.activations import sample_activations
 from monosemantic.lm.model import ModelConfig, build_model
 from monosemantic.lm.store import ActivationStore
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = {
@@ -39,7 +39,7 @@ class World:
     streams: dict[str, TokenStream]
     models: dict[str, torch.nn.Module]
     stores: dict[tuple[str, str], ActivationStore]  # (model, split)
-    saes: dict[str, SparseAutoencoder]
+    saes: dict[str, StandardSAE]
     runs: dict[str, SAERun]
     llr: dict[str, np.ndarray]
     params: object  # configs/smoke.yaml with the analysis sizes cut to this world
@@ -64,10 +64,10 @@ def stream(tok, repeats: int, rng: np.random.Generator) -> TokenStream:
 
 
 @torch.no_grad()
-def random_sae(store: ActivationStore, n_features: int, seed: int) -> SparseAutoencoder:
+def random_sae(store: ActivationStore, n_features: int, seed: int) -> StandardSAE:
     """A random dictionary whose every feature fires on about a fifth of the store's points."""
     x = store.read(0, store.n_points)
-    sae = SparseAutoencoder(D_MLP, n_features, 0.01, generator=torch.Generator().manual_seed(seed))
+    sae = StandardSAE(D_MLP, n_features, StandardSettings(0.01), generator=torch.Generator().manual_seed(seed))
     sae.b_d.copy_(x.mean(0))
     sae.b_e.copy_(-torch.quantile((x - sae.b_d) @ sae.W_e.T, 0.8, dim=0))
     return sae.eval()
@@ -84,7 +84,8 @@ def build(tmp: Path) -> World:
         sample_activations(models[m], streams[split], tmp / m / split, n_points=n, k=4, shard_points=256,
                            dtype="float32", batch_contexts=8, seed=3, split=split, progress=False)
         stores[(m, split)] = ActivationStore(tmp / m / split)
-    runs = {"A_16": SAERun("A", 16, 0.01), "A_8": SAERun("A", 8, 0.01), "B_16": SAERun("B", 16, 0.01)}
+    runs = {name: SAERun(model, n, "standard", StandardSettings(0.01))
+            for name, model, n in (("A_16", "A", 16), ("A_8", "A", 8), ("B_16", "B", 16))}
     saes = {name: random_sae(stores[(r.model, "val")], r.n_features, seed) for seed, (name, r) in enumerate(runs.items())}
     llr = px.llr_tables(px.vocab_bytes(tok), px.token_counts(streams["train"].tokens, tok.get_vocab_size()))
     params = load_params(ROOT / "configs" / "smoke.yaml")

@@ -12,7 +12,7 @@ from monosemantic.core.config import BrowserConfig
 from monosemantic.data.tokenizer import EOT_ID as EOT, train_tokenizer
 from monosemantic.lm.model import ModelConfig, build_model
 from monosemantic.lm.store import ArrayStore
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 
 
 def tiny_config(**overrides) -> BrowserConfig:
@@ -66,7 +66,7 @@ def synthetic_inputs(seed: int = 0, n_features: int = 24, n_dead: int = 3, n_ctx
     store = ArrayStore(acts[perm])
 
     def sae(F):
-        s = SparseAutoencoder(32, F, 0.01, generator=g)
+        s = StandardSAE(32, F, StandardSettings(0.01), generator=g)
         s.b_d.copy_(acts.mean(0))
         pre = (acts - s.b_d) @ s.W_e.T
         s.b_e.copy_(-torch.quantile(pre, 0.8, dim=0))  # each feature fires on about a fifth of the points
@@ -107,7 +107,7 @@ class El {
   constructor(tag, text) { this.tagName = tag; this.children = []; this.attrs = {}; this.style = {};
                            this.own = text === undefined ? "" : String(text); this.className = ""; }
   appendChild(c) { this.children.push(c); if (this.tagName === "head" && c.tagName === "script") run(c.src); return c; }
-  setAttribute(k, v) { this.attrs[k] = String(v); if (k === "id") this.id = String(v); }
+  setAttribute(k, v) { this.attrs[k] = String(v); if (k === "id" || k === "value") this[k] = String(v); }
   getAttribute(k) { return this.attrs[k]; }
   addEventListener() {}
   focus() {}

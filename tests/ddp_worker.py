@@ -17,11 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monosemantic.scale import distributed  # noqa: E402
 from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun  # noqa: E402
 from monosemantic.lm.store import ArrayStore  # noqa: E402
+from monosemantic.sae.architectures.standard import StandardSettings  # noqa: E402
 
 CFG = SAEConfig(batch_size=64, steps=40, lr=3e-3, betas=(0.9, 0.999), geometric_median_points=256, log_every=10,
                 checkpoint_every=10, seed=5, fast_path="auto", encoder_screen="fp32",
                 resample=ResampleConfig(steps=(30,), dead_window=8, n_inputs=512, encoder_scale=0.2))
-RUN = SAERun(model="A", n_features=48, l1=0.05)
+RUN = SAERun(model="A", n_features=48, architecture="standard", settings=StandardSettings(l1=0.05))
 
 
 def data(n: int = 2048, d: int = 16, seed: int = 0) -> ArrayStore:

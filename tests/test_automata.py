@@ -12,7 +12,7 @@ import torch
 from monosemantic.analysis import automata as fa
 from monosemantic.analysis import logit_weights as lw
 from monosemantic.lm.model import ModelConfig, build_model
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 
 V = 30
 
@@ -107,7 +107,7 @@ def _brute_force(model, sae, ctx, pos, i, pin):
 def test_pinning_a_feature_out_of_context_makes_the_model_emit_its_promoted_token():
     torch.manual_seed(0)
     model = _random_model()
-    sae = SparseAutoencoder(32, 8, 0.0, generator=torch.Generator().manual_seed(1)).eval()
+    sae = StandardSAE(32, 8, StandardSettings(0.0), generator=torch.Generator().manual_seed(1)).eval()
     with torch.no_grad():
         model.W_U.weight.mul_(1000.0)  # a sharp model: samples follow the largest logit
         W = lw.feature_logit_weights(model, sae, 1.0)
@@ -145,7 +145,7 @@ def _wired(sharp=1000.0):
         z = model.ln2(model.W_E.weight[tok])
         mlp.W_in.weight[neuron] = z / z.norm()
         mlp.W_in.bias[neuron] = -0.9 * z.norm()  # fires when LN2(x) is within cos 0.9 of the token's direction
-    sae = SparseAutoencoder(32, 4, 0.0).eval()
+    sae = StandardSAE(32, 4, StandardSettings(0.0)).eval()
     sae.W_e.zero_(), sae.b_e.zero_(), sae.b_d.zero_(), sae.W_d.zero_()
     for f, neuron in enumerate((K, M, M2, Q)):
         sae.W_e[f, neuron] = 1.0
@@ -284,7 +284,7 @@ def test_expected_causal_decision_needs_both_the_margin_and_the_sign_test():
 def test_causal_rates_equal_cutting_each_context_after_its_position():
     """Reading the whole context at n (causal attention) is the same as running the prefix tokens 0..n."""
     model = _random_model(seed=3)  # not sharp: the samples depend on the random numbers
-    sae = SparseAutoencoder(32, 8, 0.0, generator=torch.Generator().manual_seed(1)).eval()
+    sae = StandardSAE(32, 8, StandardSettings(0.0), generator=torch.Generator().manual_seed(1)).eval()
     ctx = torch.randint(0, V, (24, 16), generator=torch.Generator().manual_seed(7))
     pos = np.random.default_rng(0).integers(0, 15, 24)
     i, j, pin = 2, 5, 30.0
@@ -346,7 +346,7 @@ def test_model_automata_tests_each_edge_where_its_source_fires(monkeypatch):
 
 
 def test_feature_setting_adds_the_decoder_direction_at_the_position_only():
-    sae = SparseAutoencoder(32, 8, 0.0, generator=torch.Generator().manual_seed(1)).eval()
+    sae = StandardSAE(32, 8, StandardSettings(0.0), generator=torch.Generator().manual_seed(1)).eval()
     acts = torch.rand(3, 5, 32, generator=torch.Generator().manual_seed(2))
     rows, pos = torch.arange(3), torch.tensor([0, 4, 2])
     with torch.no_grad():

@@ -1,6 +1,7 @@
 """The feature browser (monosemantic/browser/: data.py gathers, site.py encodes and writes) on a tiny in-memory
 input (tests/browser_fixtures.py)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from monosemantic.browser.inputs import BrowserInputs, Partner, related_runs
 from monosemantic.browser.screenshot import feature_to_show
 from monosemantic.core.config import ConfigError, SAERun, profile_dict
 from monosemantic.sae import metrics
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 from tests.browser_fixtures import find_all, render_page, synthetic_automata, synthetic_inputs, tiny_config
 from tools.profile import render
 
@@ -228,7 +230,7 @@ def test_write_site(gathered, tmp_path):
 
 
 def test_related_runs_and_config(tmp_path):
-    runs = {k: SAERun(m, n, l1) for k, (m, n, l1) in {
+    runs = {k: SAERun(m, n, "standard", StandardSettings(l1)) for k, (m, n, l1) in {
         "A_512": ("A", 512, 0.004), "A_1024": ("A", 1024, 0.004), "A_4096": ("A", 4096, 0.004),
         "A_4096_l1high": ("A", 4096, 0.008), "B_4096": ("B", 4096, 0.004), "random_4096": ("random", 4096, 0.004)}.items()}
     cfg = CFG  # compare_run and split_runs: auto
@@ -236,6 +238,11 @@ def test_related_runs_and_config(tmp_path):
     assert related_runs("B_4096", runs, cfg) == ("A_4096", [])
     assert related_runs("random_4096", runs, cfg) == ("A_4096", [])
     assert related_runs("A_4096_l1high", runs, cfg) == (None, [])
+    # another architecture is another recipe, even at equal settings: neither a partner nor another size
+    runs["A_2048_other"] = SAERun("A", 2048, "gated", StandardSettings(0.004))
+    runs["B_2048_other"] = SAERun("B", 2048, "gated", StandardSettings(0.004))
+    assert related_runs("A_4096", runs, cfg) == ("B_4096", ["A_512", "A_1024"])
+    assert related_runs("A_2048_other", runs, cfg) == ("B_2048_other", [])
     # a complete params file: the smoke profile with its browser section changed
     smoke = profile_dict(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
     p = tmp_path / "params.yaml"
@@ -419,3 +426,58 @@ def test_feature_page_shows_its_automata(inputs, feature_data, gathered, tmp_pat
     site.write_site(gathered, tmp_path / "plain")
     plain = render_page(tmp_path / "plain", "#f=5")
     assert find_all(plain, id="automata") == [] and find_all(plain, id="contexts")
+
+
+class _OtherArchitecture(torch.nn.Module):
+    """A standard SAE seen through the interface only (encode, decode, W_d, n_features) under another architecture's
+    name, without the W_e / b_e that the standard fast paths read."""
+
+    architecture = "other"
+
+    def __init__(self, sae: StandardSAE):
+        super().__init__()
+        self.inner, self.d, self.n_features = sae, sae.d, sae.n_features
+
+    def encode(self, x):
+        return self.inner.encode(x)
+
+    def decode(self, f):
+        return self.inner.decode(f)
+
+    @property
+    def W_d(self):
+        return self.inner.W_d
+
+
+def test_browser_shows_a_dictionary_of_another_architecture(inputs, gathered):
+    """The same dictionary relabelled as another architecture: the browser pages come out the same (to float
+    rounding), through its encode (the fused encoder and the windows' per-feature encoder rows are standard's)."""
+    other = _OtherArchitecture(inputs.sae)
+    relabelled = dataclasses.replace(inputs, sae=other, run_info={**inputs.run_info, "architecture": "other",
+                                                                  "knob": "l1"})
+    x = inputs.store.read(0, 50)
+    with torch.no_grad():
+        np.testing.assert_array_equal(bd.fused_encoder(other)(x).numpy(), other.encode(x).numpy())
+        xw = inputs.store.read(0, 24).reshape(4, 6, -1)
+        feats = np.array([0, 3, 1, 2])
+        np.testing.assert_allclose(bd.window_activations(other, xw, feats, chunk=3).numpy(),
+                                   bd.window_activations(inputs.sae, xw, feats).numpy(), rtol=1e-5, atol=1e-6)
+    data = build_site_data(relabelled)
+    assert data["index"]["architecture"] == "other"
+    assert data["index"]["cls"] == gathered["index"]["cls"]  # dead / ultralow / dense: the same densities
+    np.testing.assert_allclose([f["amax"] for f in data["features"]], [f["amax"] for f in gathered["features"]],
+                               rtol=1e-4)
+    assert [len(f["ex"]) for f in data["features"]] == [len(f["ex"]) for f in gathered["features"]]
+
+
+@pytest.mark.skipif(__import__("shutil").which("node") is None, reason="needs Node.js to run browser.js")
+def test_index_page_names_the_recipe(inputs, feature_data, tmp_path):
+    """The paper's dictionary: its L1 coefficient; another architecture: its name and sparsity knob."""
+    for name, run_info, expected in (
+            ("standard", {**inputs.run_info, "architecture": "standard", "knob": "l1"}, "(L1 coefficient 0.01)"),
+            ("topk", {"model": "T", "n_features": 24, "architecture": "topk", "knob": "k", "k": 4}, "(topk SAE, k 4)")):
+        d = site.site_data(dataclasses.replace(inputs, run_info=run_info), feature_data, CFG)
+        site.write_site(d, tmp_path / name)
+        (stat,) = find_all(render_page(tmp_path / name, ""), **{"class": "stat"})[:1]
+        assert expected in stat["text"], stat["text"]
+

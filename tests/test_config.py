@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monosemantic.core.config import (REPLACED_WHOLE, ConfigError, Params, is_profile, load_params, merge_profile,
-                                 params_from_dict, profile_dict)
+from monosemantic.core.config import (REPLACED_WHOLE, ConfigError, Params, SAERun, is_profile, load_params,
+                                      merge_profile, params_from_dict, profile_dict)
+from monosemantic.sae import architectures
+from monosemantic.sae.architectures.standard import StandardSettings
 from tools import profile as profile_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +43,8 @@ def problems(data: dict) -> list[str]:
 
 def sections(cls: type, data: dict, prefix: str = ""):
     """(dotted path, dataclass, mapping) of every section in `data`, following the schema of `cls`: nested
-    dataclasses and the entries of a mapping of dataclasses (sae_runs, superposition.arms)."""
+    dataclasses and the entries of a mapping of dataclasses (sae_runs, superposition.arms). A run of sae_runs is
+    flat in the file: its keys are SAERun.keys(architecture), its own and its architecture's settings."""
     yield prefix, cls, data
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -58,7 +61,9 @@ def test_every_profile_spells_exactly_the_schemas_keys(profile):
     data = complete(profile)
     n = 0
     for where, cls, section in sections(Params, data):
-        spelled, schema = set(section), {f.name for f in dataclasses.fields(cls)}
+        spelled = set(section)
+        schema = (set(SAERun.keys(section["architecture"])) if cls is SAERun
+                  else {f.name for f in dataclasses.fields(cls)})
         assert spelled == schema, f"{profile}: {where or 'top level'} misses {schema - spelled}, has {spelled - schema}"
         n += 1
     assert n >= 14  # 12 sections, toy and resample, plus the sweep's runs
@@ -73,6 +78,46 @@ def test_no_dataclass_of_the_schema_has_a_default():
             assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, where + f.name
         seen.append(cls.__name__)
     assert {"Params", "SAEConfig", "ResampleConfig", "BrowserConfig", "ToyConfig", "SuperpositionArm"} <= set(seen)
+    for name, cls in architectures.ARCHITECTURES.items():  # a run's settings: every key spelled in params.yaml
+        for f in dataclasses.fields(cls.Settings):
+            assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, f"{name}.{f.name}"
+        assert cls.Settings.knob in {f.name for f in dataclasses.fields(cls.Settings)}, name
+
+
+def test_a_run_is_flat_in_params_and_holds_its_architectures_settings():
+    run = params_from_dict(smoke()).sae_run("A_256")
+    assert run == SAERun(model="A", n_features=256, architecture="standard", settings=StandardSettings(l1=0.004))
+    assert SAERun.keys("standard") == ["model", "n_features", "architecture", "l1"]
+    with pytest.raises(ConfigError, match=r"^'relu' is not an SAE architecture \(known: standard, standard_2024, "):
+        SAERun.keys("relu")
+
+
+def test_run_settings_are_checked_against_the_architecture_all_in_one_message():
+    data = smoke()
+    runs = data["sae_runs"]
+    runs["A_128"]["k"] = 32  # a topk setting on a standard run
+    runs["A_256"]["architecture"] = "relu"
+    del runs["B_256"]["l1"]
+    del runs["random_256"]["architecture"]
+    runs["A_256_l1high"]["n_features"] = "many"
+    data["sae"]["batch_size"] = "big"
+    takes = "architecture 'standard' takes: model, n_features, architecture, l1"
+    assert sorted(problems(data)) == sorted([
+        "sae.batch_size: expected an integer, got 'big'",
+        f"sae_runs.A_128.k: unknown key ({takes})",
+        "sae_runs.A_256.architecture: 'relu' is not an SAE architecture (known: standard, standard_2024, topk, "
+        "jumprelu, gated)",
+        "sae_runs.A_256_l1high.n_features: expected an integer, got 'many'",
+        f"sae_runs.B_256.l1: missing key ({takes})",
+        "sae_runs.random_256.architecture: missing key (a params file spells every key, as params.yaml does)"])
+
+
+def test_run_setting_values_are_checked_by_the_architecture():
+    data = smoke()
+    data["sae_runs"]["A_128"]["l1"] = -0.5
+    data["sae_runs"]["A_256"]["n_features"] = 0
+    assert sorted(problems(data)) == ["sae_runs.A_128.l1: must be >= 0, got -0.5",
+                                      "sae_runs.A_256.n_features: must be positive, got 0"]
 
 
 def test_missing_keys_are_named_all_in_one_message():
@@ -307,7 +352,7 @@ def test_tools_profile_writes_the_merged_params_in_place_and_elsewhere(tmp_path,
     written = (tmp_path / "params.yaml").read_text()
     same(yaml.safe_load(written), yaml.safe_load((GOLDEN / "smoke.yaml").read_text()))
     assert load_params(tmp_path / "params.yaml") == load_params(ROOT / "configs" / "smoke.yaml")
-    assert "sae_runs:\n  A_128: {model: A, n_features: 128, l1: 0.004}\n" in written  # readable, schema order
+    assert "sae_runs:\n  A_128: {model: A, n_features: 128, architecture: standard, l1: 0.004}\n" in written
     # params.yaml is now the applied smoke profile: merging another profile onto it is refused
     assert profile_tool.main(["paper", "--out", str(tmp_path / "p2.yaml")]) == 1
     assert "holds the applied profile 'smoke'" in capsys.readouterr().err

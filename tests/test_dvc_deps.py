@@ -27,6 +27,21 @@ def test_the_walk_follows_imports_transitively():
     assert uncovered(files, ["stages/train_sae.py"]) and not uncovered(files, ["stages", "monosemantic"])
 
 
+def test_the_params_loaders_validation_import_is_not_a_dep_of_every_stage():
+    """core/config.py builds each run's settings with its architecture's Settings (VALIDATION_ONLY): the stages
+    that do not touch a dictionary do not depend on the architectures; those that train or load one do."""
+    from tools.stage_deps import VALIDATION_ONLY, imported_modules
+
+    config = ROOT / "monosemantic" / "core" / "config.py"
+    assert VALIDATION_ONLY == {config.relative_to(ROOT).parts: ("monosemantic.sae",)}
+    assert "monosemantic.sae.architectures" in imported_modules(config)  # the exemption is not stale
+    arch = ROOT / "monosemantic" / "sae" / "architectures" / "topk.py"
+    assert arch not in reached_files(ROOT / "stages" / "train_transformer.py")
+    assert arch not in reached_files(ROOT / "stages" / "tokenize_corpus.py")
+    for stage in ("train_sae", "evaluate_sae", "browser"):
+        assert arch in reached_files(ROOT / "stages" / f"{stage}.py"), stage
+
+
 def test_folder_deps_cover_subpackages_and_exact_deps_name_files(tmp_path):
     (tmp_path / "stages").mkdir()
     (tmp_path / "monosemantic" / "lm").mkdir(parents=True)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from monosemantic.core.config import ResampleConfig, SAEConfig
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 from monosemantic.sae.screen import BF16_U, EncoderScreen, _gamma, resolve_encoder_screen, screen_coefficients
 from monosemantic.sae.train import SAETrainer
 
@@ -27,8 +27,8 @@ def data(n: int, seed: int, d: int = D) -> torch.Tensor:
     return torch.relu(torch.randn(n, d, generator=g) - 0.3) * 2
 
 
-def make_sae(seed: int = 1, b_e: float = -1.2) -> SparseAutoencoder:
-    sae = SparseAutoencoder(D, F, L1, generator=torch.Generator().manual_seed(seed))
+def make_sae(seed: int = 1, b_e: float = -1.2) -> StandardSAE:
+    sae = StandardSAE(D, F, StandardSettings(L1), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         sae.b_d.copy_(data(1024, 9).median(dim=0).values)
         sae.b_e.fill_(b_e)  # a few % of the entries active: the CSR branch of a trained SAE

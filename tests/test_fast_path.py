@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from monosemantic.core.config import ResampleConfig, SAEConfig
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 from monosemantic.sae.train import AUTO_MAX_DENSITY, SAETrainer
 
 D, F, B, L1 = 32, 256, 256, 0.003
@@ -40,8 +40,8 @@ def data(n: int, seed: int) -> torch.Tensor:
     return torch.relu(torch.randn(n, D, generator=g) - 0.3) * 2
 
 
-def make_sae() -> SparseAutoencoder:
-    sae = SparseAutoencoder(D, F, L1, generator=torch.Generator().manual_seed(1))
+def make_sae() -> StandardSAE:
+    sae = StandardSAE(D, F, StandardSettings(L1), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         sae.b_d.copy_(data(1024, 9).median(dim=0).values)
         sae.b_e.fill_(-1.2)  # few active entries: the sparse regime of a trained SAE
@@ -56,7 +56,7 @@ def compare_step(state: dict, x: torch.Tensor, fast_path: str) -> dict:
     """Take the step on x from `state` with the dense path and with `fast_path`; assert they agree."""
     out = {}
     for path in ("dense", fast_path):
-        trainer = SAETrainer(SparseAutoencoder(D, F, L1), make_cfg(path), "cpu")
+        trainer = SAETrainer(StandardSAE(D, F, StandardSettings(L1)), make_cfg(path), "cpu")
         trainer.load_state_dict(copy.deepcopy(state))
         terms = trainer.step(x)
         out[path] = {
@@ -95,7 +95,7 @@ def test_fast_path_step_matches_dense_reference_across_resampling(fast_path):
 
 def test_dense_closed_form_branch_matches_dense_reference():
     """At initialisation (about half the features fire) "auto" takes the dense closed-form branch."""
-    sae = SparseAutoencoder(D, F, L1, generator=torch.Generator().manual_seed(3))
+    sae = StandardSAE(D, F, StandardSettings(L1), generator=torch.Generator().manual_seed(3))
     trainer = SAETrainer(sae, make_cfg("dense"), "cpu")
     ref = compare_step(snapshot(trainer), data(B, 4), "auto")
     assert ref["l0"] / F > AUTO_MAX_DENSITY

@@ -6,7 +6,7 @@ import torch
 
 from monosemantic.analysis import logit_weights as lw
 from monosemantic.lm.model import ModelConfig, build_model
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_matches_the_model_logit_change_for_a_small_push(model):
 
 
 def test_feature_and_neuron_weights_and_top_bottom(model):
-    sae = SparseAutoencoder(16, 6, 0.0, generator=torch.Generator().manual_seed(0))
+    sae = StandardSAE(16, 6, StandardSettings(0.0), generator=torch.Generator().manual_seed(0))
     W = lw.feature_logit_weights(model, sae, 1.7)
     expect = lw.logit_weight_matrix(model.W_U.weight, model.ln_f.weight, 1.7, model.mlp.W_out.weight, sae.W_d.T)
     assert W.shape == (6, 13) and torch.allclose(W, expect.detach())
@@ -65,7 +65,7 @@ def test_feature_and_neuron_weights_and_top_bottom(model):
 
 
 def test_ablation(model):
-    sae = SparseAutoencoder(16, 6, 0.0, generator=torch.Generator().manual_seed(0))
+    sae = StandardSAE(16, 6, StandardSettings(0.0), generator=torch.Generator().manual_seed(0))
     tokens = torch.tensor([[1, 5, 2, 7, 3, 9]])
     with torch.no_grad():
         acts = model.mlp_acts(tokens)

@@ -125,8 +125,8 @@ def test_fire_counts_and_the_papers_ultralow_threshold_by_hand():
 
 def test_fire_counts_in_row_blocks_equal_one_product_of_a_real_encoder():
     # batches larger than FIRE_COUNT_BLOCK, a partial last block and a partial last batch: every row counted once
-    from monosemantic.sae.model import SparseAutoencoder
-    sae = SparseAutoencoder(16, 64, 1e-3, generator=torch.Generator().manual_seed(0))
+    from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
+    sae = StandardSAE(16, 64, StandardSettings(1e-3), generator=torch.Generator().manual_seed(0))
     x = torch.randn(2 * metrics.FIRE_COUNT_BLOCK + 300, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = (sae.encode(x) > 0).sum(0)

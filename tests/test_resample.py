@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from monosemantic.sae.resample import dead_features, resample_dead_features
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 
 
 def test_dead_features_window():
@@ -21,7 +21,7 @@ def make_case():
     Inputs: 50 small vectors (‖x‖ ≈ 0.1) and at index 17 the vector (30, 40): its loss² is ~10¹⁰ times any
     other's, so it is the first input drawn. Encoder row norms 1, 2, 3, 4.
     """
-    sae = SparseAutoencoder(2, 4, 0.1)
+    sae = StandardSAE(2, 4, StandardSettings(0.1))
     with torch.no_grad():
         sae.W_e.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 4.0]]))
         sae.b_e.fill_(-100.0)
@@ -86,7 +86,7 @@ def test_resample_several_dead_features_distinct_inputs_and_seeded():
 
 def test_resample_probabilities_follow_loss_squared():
     """Two candidate inputs with losses 1 and 2: the second is drawn with probability 4/5, not 2/3."""
-    sae = SparseAutoencoder(1, 1, 0.0)
+    sae = StandardSAE(1, 1, StandardSettings(0.0))
     with torch.no_grad():
         sae.W_e.fill_(1.0)
         sae.b_e.fill_(-100.0)

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from monosemantic.sae.model import SparseAutoencoder, geometric_median, remove_parallel_grad
+from monosemantic.sae import architectures
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
+from monosemantic.sae.model import geometric_median, remove_parallel_grad
 
 # d = 2, F = 3, B = 2, λ = 0.1. By hand:
 #   x̄_1 = (2,1) − (1,0) = (1,1):   pre = (1, 0, 1.5)  f = (1, 0, 1.5)   x̂ = (2.9, 1.2)  r = (0.9, 0.2)
@@ -26,8 +28,8 @@ EXPECTED = {
 }
 
 
-def tiny_sae() -> SparseAutoencoder:
-    sae = SparseAutoencoder(2, 3, L1_COEFF)
+def tiny_sae() -> StandardSAE:
+    sae = StandardSAE(2, 3, StandardSettings(L1_COEFF))
     with torch.no_grad():
         sae.W_e.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
         sae.b_e.copy_(torch.tensor([0.0, -1.0, -0.5]))
@@ -36,7 +38,7 @@ def tiny_sae() -> SparseAutoencoder:
     return sae
 
 
-def check_grads(sae: SparseAutoencoder) -> None:
+def check_grads(sae: StandardSAE) -> None:
     for name in ("W_d", "W_e", "b_e", "b_d"):
         torch.testing.assert_close(getattr(sae, name).grad, torch.tensor(EXPECTED[name]), rtol=0, atol=1e-6)
 
@@ -75,9 +77,9 @@ def test_manual_backward_by_hand(max_density):
 def test_manual_backward_matches_autograd(shift, block, monkeypatch):
     """Closed-form gradients (CSR and dense) equal autograd's to float32 rounding on a random problem
     (also with the batch split into several encoder blocks, the last one partial)."""
-    monkeypatch.setattr("monosemantic.sae.model.ENCODER_BLOCK", block)
+    monkeypatch.setattr("monosemantic.sae.architectures.standard.ENCODER_BLOCK", block)
     g = torch.Generator().manual_seed(0)
-    sae = SparseAutoencoder(32, 96, 0.01, generator=g)
+    sae = StandardSAE(32, 96, StandardSettings(0.01), generator=g)
     with torch.no_grad():
         sae.b_e.add_(shift)
         sae.b_d.copy_(torch.randn(32, generator=g))
@@ -96,13 +98,13 @@ def test_manual_backward_matches_autograd(shift, block, monkeypatch):
 
 def test_init_kaiming_uniform_and_unit_decoder():
     d, F = 16, 64
-    sae = SparseAutoencoder(d, F, 0.1, generator=torch.Generator().manual_seed(1))
+    sae = StandardSAE(d, F, StandardSettings(0.1), generator=torch.Generator().manual_seed(1))
     assert sae.W_e.shape == (F, d) and sae.W_d.shape == (d, F)
     assert sae.W_e.abs().max() <= 1 / math.sqrt(d)  # nn.Linear(d, F): U(−1/√d, 1/√d)
     assert sae.W_e.abs().max() > 0.9 / math.sqrt(d)
     torch.testing.assert_close(sae.W_d.norm(dim=0), torch.ones(F))
     assert torch.count_nonzero(sae.b_e) == 0
-    again = SparseAutoencoder(d, F, 0.1, generator=torch.Generator().manual_seed(1))
+    again = StandardSAE(d, F, StandardSettings(0.1), generator=torch.Generator().manual_seed(1))
     assert torch.equal(sae.W_e, again.W_e) and torch.equal(sae.W_d, again.W_d)
 
 
@@ -117,7 +119,7 @@ def test_remove_parallel_grad_is_orthogonal():
 
 def test_decoder_columns_stay_unit_norm_through_adam_steps():
     g = torch.Generator().manual_seed(2)
-    sae = SparseAutoencoder(8, 24, 0.05, generator=g)
+    sae = StandardSAE(8, 24, StandardSettings(0.05), generator=g)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
     x = torch.relu(torch.randn(64, 8, generator=g))
     for _ in range(5):
@@ -157,7 +159,7 @@ def test_geometric_median_minimises_sum_of_distances():
 def test_save_load_roundtrip_and_saelens_layout(tmp_path):
     from safetensors.torch import load_file
 
-    sae = SparseAutoencoder(4, 6, 0.3, generator=torch.Generator().manual_seed(4))
+    sae = StandardSAE(4, 6, StandardSettings(0.3), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         sae.b_e.copy_(torch.arange(6.0))
         sae.b_d.copy_(torch.arange(4.0))
@@ -168,20 +170,48 @@ def test_save_load_roundtrip_and_saelens_layout(tmp_path):
     cfg = json.loads((tmp_path / "cfg.json").read_text())
     assert (cfg["d_in"], cfg["d_sae"], cfg["architecture"], cfg["apply_b_dec_to_input"]) == (4, 6, "standard", True)
     assert cfg["normalize_activations"] == "none" and cfg["metadata"]["hook_name"] == cfg["hook_name"]
-    loaded = SparseAutoencoder.load(tmp_path)
+    assert list(cfg)[-2:] == ["l1_coefficient", "note"] and cfg["l1_coefficient"] == 0.3  # the pre-registry layout
+    assert "monosemantic_architecture" not in cfg  # SAELens's own name is ours
+    loaded = architectures.load(tmp_path)  # the class from cfg.json
+    assert type(loaded) is StandardSAE and loaded.settings == StandardSettings(l1=0.3) and loaded.l1_coeff == 0.3
     x = torch.randn(5, 4)
-    assert loaded.l1_coeff == 0.3
     assert torch.equal(loaded(x), sae(x))
+    for name in ("W_e", "b_e", "W_d", "b_d"):
+        assert torch.equal(getattr(loaded, name), getattr(sae, name))
+    assert loaded.W_d.T.is_contiguous()  # feature-major decoder storage, as trained
 
 
-def test_saelens_loads_saved_dir(tmp_path):
-    sae_lens = pytest.importorskip("sae_lens")
-    sae = SparseAutoencoder(4, 6, 0.3, generator=torch.Generator().manual_seed(5))
+def test_registry_names_the_known_architectures(tmp_path):
+    assert architectures.get("standard") is StandardSAE and StandardSAE.Settings is StandardSettings
+    assert StandardSAE.resamples and StandardSAE.has_manual_backward and StandardSettings.knob == "l1"
+    with pytest.raises(architectures.UnknownArchitectureError,
+                       match=r"unknown SAE architecture 'relu' \(known: standard, standard_2024, topk, jumprelu, "
+                             r"gated\)"):
+        architectures.get("relu")
+    StandardSAE(4, 6, StandardSettings(0.3)).save(tmp_path)
+    cfg = json.loads((tmp_path / "cfg.json").read_text())
+    (tmp_path / "cfg.json").write_text(json.dumps({**cfg, "architecture": "relu"}))
+    with pytest.raises(architectures.UnknownArchitectureError, match="known: standard, standard_2024"):
+        architectures.load(tmp_path)
+
+
+def test_settings_check_and_hooks():
+    assert StandardSettings(l1=0.0).check() == []
+    assert StandardSettings(l1=-1.0).check() == ["l1: must be >= 0, got -1.0"]
+    g = torch.Generator().manual_seed(6)
+    sae, ref = (StandardSAE(8, 24, StandardSettings(0.05), generator=torch.Generator().manual_seed(6)) for _ in "ab")
+    x = torch.relu(torch.randn(64, 8, generator=g))
+    for s in (sae, ref):
+        s.init_from_data(x)
+    assert torch.equal(sae.b_d.detach(), geometric_median(x)) and sae.lr_scale(3, 10) == 1.0
+    for s in (sae, ref):
+        s.loss(x, 0, 10).total.backward()
+    sae.before_step(0, 10)  # = remove_parallel_grad
+    ref.remove_parallel_grad()
+    assert torch.equal(sae.W_d.grad, ref.W_d.grad)
     with torch.no_grad():
-        sae.b_e.uniform_(-0.1, 0.1)
-        sae.b_d.uniform_(-1, 1)
-    sae.save(tmp_path)
-    theirs = sae_lens.SAE.load_from_disk(str(tmp_path), device="cpu")
-    x = torch.randn(7, 4)
-    torch.testing.assert_close(theirs.encode(x), sae.encode(x).detach())
-    torch.testing.assert_close(theirs(x), sae(x).detach())
+        for s in (sae, ref):
+            s.W_d.mul_(2.0)
+    sae.after_step(0, 10)  # = normalize_decoder
+    ref.normalize_decoder()
+    assert torch.equal(sae.W_d, ref.W_d)

@@ -12,13 +12,15 @@ import pytest
 import torch
 
 from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae import architectures
+from monosemantic.sae.architectures.base import LossTerms
+from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
 from monosemantic.sae.train import CHECKPOINT_FILE, NonFiniteLossError, SAETrainer, read_rows, train_sae
 from monosemantic.core.training import checkpoint_state
 from monosemantic.lm.store import ArrayStore
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = SAERun(model="A", n_features=32, l1=0.01)
+RUN = SAERun(model="A", n_features=32, architecture="standard", settings=StandardSettings(l1=0.01))
 
 
 def make_store(n=1000, d=8, seed=0) -> ArrayStore:
@@ -57,11 +59,63 @@ def test_train_writes_outputs(tmp_path):
     counts = np.load(tmp_path / "feature_counts.npy")
     assert counts.shape == (32,) and counts.dtype == np.int64
     assert counts.max() <= stats["feature_counts_inputs"] == (40 - 30) * 64  # counted since the last resampling
-    sae = SparseAutoencoder.load(tmp_path)
+    sae = architectures.load(tmp_path)
     torch.testing.assert_close(sae.W_d.norm(dim=0), torch.ones(32))
     metrics = (tmp_path / "live" / "plots" / "metrics" / "train")
     assert {p.stem for p in metrics.glob("*.tsv")} >= {"mse", "l1", "l0", "loss", "dead", "resampled"}
     assert len((metrics / "mse.tsv").read_text().splitlines()) == 1 + 40 // 5
+
+
+class _Scheduled(StandardSAE):
+    """The standard SAE as an architecture without the paper's extras: autograd only, no resampling, a
+    learning-rate schedule and an auxiliary loss term; every hook call recorded."""
+
+    architecture = "scheduled"
+    resamples = False
+    has_manual_backward = False
+    calls: list = []
+
+    def loss(self, x, step=0, steps=1):
+        terms = super().loss(x, step, steps)
+        aux = 0.5 * terms.mse
+        self.calls.append(("loss", step, steps))
+        return LossTerms(terms.total + aux, terms.mse, terms.l1, terms.l0, terms.fire_counts, {"aux": aux})
+
+    def init_from_data(self, x):
+        self.calls.append(("init", len(x)))
+
+    def before_step(self, step, steps):
+        self.calls.append(("before", step))
+
+    def after_step(self, step, steps):
+        self.calls.append(("after", step))
+
+    def lr_scale(self, step, steps):
+        return 1.0 - step / steps
+
+
+def test_trainer_drives_any_architecture_through_the_interface(tmp_path, monkeypatch):
+    """Built from the registry, initialised from the first geometric_median_points rows, autograd on loss(x, step,
+    steps) (no manual_backward, whatever fast_path says), hooks around each Adam step at lr = cfg.lr · lr_scale,
+    no resampling (resamples False), the extra terms logged as train/NAME, dead features counted."""
+    monkeypatch.setitem(architectures.ARCHITECTURES, "scheduled", _Scheduled)
+    monkeypatch.setattr(_Scheduled, "calls", [])
+    run = SAERun(model="A", n_features=32, architecture="scheduled", settings=StandardSettings(l1=0.01))
+    cfg = make_cfg(steps=10, fast_path="sparse", resample=ResampleConfig(steps=(4,), dead_window=2, n_inputs=300,
+                                                                         encoder_scale=0.2))
+    trainer = SAETrainer(_Scheduled(8, 32, run.settings), cfg)
+    assert trainer.path == "dense"  # no closed form: autograd
+    stats = train_sae(cfg, run, make_store(), tmp_path, progress=False)
+    calls = _Scheduled.calls
+    assert calls[0] == ("init", 256)
+    assert calls[1:] == [c for s in range(10) for c in (("loss", s, 10), ("before", s), ("after", s))]
+    assert json.loads((tmp_path / "resampling.json").read_text()) == [] and stats["n_resampled"] == 0
+    assert stats["feature_counts_inputs"] == 10 * 64 and "dead" in stats
+    metrics = tmp_path / "live" / "plots" / "metrics" / "train"
+    assert {p.stem for p in metrics.glob("*.tsv")} == {"mse", "l1", "l0", "loss", "dead", "aux"}
+    trainer.step(make_store().read(0, 64))  # step 0 of 10: lr = cfg.lr; then step 1: 0.9 cfg.lr
+    trainer.step(make_store().read(64, 128))
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(cfg.lr * 0.9, rel=1e-12)
 
 
 def test_b_d_initialised_to_geometric_median_and_deterministic(tmp_path):
@@ -75,7 +129,7 @@ def test_b_d_initialised_to_geometric_median_and_deterministic(tmp_path):
     # Zero learning rate: b_d stays at its initial value, the geometric median of the first 256 rows.
     no_resampling = ResampleConfig(steps=(), dead_window=10, n_inputs=10, encoder_scale=0.2)
     train_sae(make_cfg(steps=2, lr=1e-30, resample=no_resampling), RUN, store, tmp_path / "d", progress=False)
-    sae = SparseAutoencoder.load(tmp_path / "d")
+    sae = architectures.load(tmp_path / "d")
     torch.testing.assert_close(sae.b_d, geometric_median(store.read(0, 256)))
 
 
@@ -124,7 +178,7 @@ def test_fast_path_matches_dense_reference(fast_path):
     weights = {}
     for path in ("dense", fast_path):
         torch.manual_seed(0)
-        sae = SparseAutoencoder(16, 48, 0.01, generator=torch.Generator().manual_seed(1))
+        sae = StandardSAE(16, 48, StandardSettings(0.01), generator=torch.Generator().manual_seed(1))
         trainer = SAETrainer(sae, make_cfg(fast_path=path, resample=cfg.resample), "cpu")
         gen = torch.Generator().manual_seed(2)
         for step in range(cfg.steps):
@@ -230,7 +284,7 @@ def test_decoder_gradient_has_no_component_along_its_column():
     columns as they were before the step; without the projection it is not (the loss pulls on their norm)."""
     store = make_store(n=512, d=8)
     for path in ("dense", "sparse"):
-        sae = SparseAutoencoder(8, 32, 0.01, generator=torch.Generator().manual_seed(3))
+        sae = StandardSAE(8, 32, StandardSettings(0.01), generator=torch.Generator().manual_seed(3))
         trainer = SAETrainer(sae, make_cfg(fast_path=path), "cpu")
         before = sae.W_d.detach().clone()
         trainer.step(read_rows(store, 0, 256))
@@ -247,7 +301,7 @@ def test_trainer_resamples_with_the_configured_encoder_scale():
     store = make_store(n=600, d=8)
     for scale in (0.2, 0.5):
         cfg = make_cfg(resample=ResampleConfig(steps=(5,), dead_window=2, n_inputs=300, encoder_scale=scale))
-        sae = SparseAutoencoder(8, 32, 0.01, generator=torch.Generator().manual_seed(3))
+        sae = StandardSAE(8, 32, StandardSettings(0.01), generator=torch.Generator().manual_seed(3))
         trainer = SAETrainer(sae, cfg, "cpu")
         for step in range(5):
             trainer.step(read_rows(store, step * 64, 64))

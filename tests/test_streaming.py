@@ -6,7 +6,8 @@ import torch
 
 from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun
 from monosemantic.lm.model import build_model
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae import architectures
+from monosemantic.sae.architectures.standard import StandardSettings
 from monosemantic.sae.train import train_sae
 from monosemantic.lm.store import ActivationStore
 from monosemantic.lm.streaming import StreamedActivations, same_context_share
@@ -69,14 +70,14 @@ def test_sae_metrics_streamed_equal_stored_within_tolerance(model, stream, tmp_p
     cfg = SAEConfig(batch_size=64, steps=300, lr=3e-3, betas=(0.9, 0.999), geometric_median_points=256,
                     log_every=100, checkpoint_every=1000, seed=5, fast_path="auto", encoder_screen="fp32",
                     resample=ResampleConfig(steps=(100,), dead_window=50, n_inputs=512, encoder_scale=0.2))
-    run = SAERun(model="A", n_features=64, l1=1e-3)
+    run = SAERun(model="A", n_features=64, architecture="standard", settings=StandardSettings(l1=1e-3))
     train_sae(cfg, run, ActivationStore(tmp_path / "s"), tmp_path / "a", progress=False)
     src = streamed(model, stream, n_points=4000, shuffle_buffer=800)
     train_sae(cfg, run, src, tmp_path / "b", progress=False)
     assert src.blocks_computed >= 5  # it did stream (4000 points in blocks of 800)
     x = ActivationStore(tmp_path / "s").read(0, 4000)
     with torch.no_grad():
-        ref, got = (SparseAutoencoder.load(tmp_path / d).loss(x) for d in ("a", "b"))
+        ref, got = (architectures.load(tmp_path / d).loss(x) for d in ("a", "b"))
     assert got.mse.item() == pytest.approx(ref.mse.item(), rel=0.15)
     assert got.l0.item() == pytest.approx(ref.l0.item(), rel=0.10)
 

@@ -5,15 +5,18 @@ import json
 import pytest
 
 from monosemantic.data.corpus import Document, corpus_statistics, write_shard
-from monosemantic.sae.sweep import (SWEEP_COLUMNS, collect_headlines, headline, read_curves, sweep_table,
-                                    verdicts_across_trainings)
+from monosemantic.core.config import SAERun
+from monosemantic.sae.architectures.standard import StandardSettings
+from monosemantic.sae.sweep import (SWEEP_COLUMNS, collect_headlines, headline, read_curves, run_columns,
+                                    sweep_table, verdicts_across_trainings)
+
+OWN = ("run", "model", "n_features", "architecture", "knob", "knob_value", "l1_coeff", "frac_loss_recovered", "l0")
 
 
 def row(run, model, n, l1, frac, l0=10.0):
-    return {"run": run, "model": model, "n_features": n, "l1_coeff": l1, "frac_loss_recovered": frac, "l0": l0,
-            "dead_frac": 0.25, "ultralow_frac": 0.5, "density_populations": {"dead": 1}, **{
-                c: 0.0 for c in SWEEP_COLUMNS if c not in ("run", "model", "n_features", "l1_coeff",
-                                                          "frac_loss_recovered", "l0")}}
+    return {"run": run, "model": model, "n_features": n, "architecture": "standard", "knob": "l1_coeff",
+            "l1_coeff": l1, "frac_loss_recovered": frac, "l0": l0, "dead_frac": 0.25, "ultralow_frac": 0.5,
+            "density_populations": {"dead": 1}, **{c: 0.0 for c in SWEEP_COLUMNS if c not in OWN}}
 
 
 def test_headline_takes_the_run_and_sizes_at_its_model_and_lambda():
@@ -30,6 +33,29 @@ def test_headline_takes_the_run_and_sizes_at_its_model_and_lambda():
     counted = {**row("A_4", "A", 4096, 5e-4, 0.9), "train_density": {"points": 2_200_000, "dead": 3, "ultralow": 7}}
     h = headline(sweep_table([counted, {**row("A_2", "A", 2048, 5e-4, 0.8), "train_density": float("nan")}]), "A_4")
     assert h["a1_train_density"] == {"points": 2_200_000, "dead": 3, "ultralow": 7}
+
+
+def test_run_columns_name_the_architecture_and_its_knob():
+    run = SAERun(model="A", n_features=4096, architecture="standard", settings=StandardSettings(l1=5e-4))
+    # λ is l1_coeff (the column l1 is the measured mean L1 norm of f), as before the architectures
+    assert run_columns(run) == {"architecture": "standard", "knob": "l1_coeff", "l1_coeff": 5e-4}
+
+
+def test_sweep_table_and_headline_across_architectures():
+    """Another architecture's runs (their own knob k) sit in the same table: knob_value is each run's knob, the
+    λ column is empty for them, and the headline's sizes stay within its architecture."""
+    topk = [{**row(f"A_{n}_topk", "A", n, None, 0.95), "architecture": "topk", "knob": "k", "k": 32}
+            for n in (1024, 4096)]
+    for r in topk:
+        del r["l1_coeff"]
+    rows = [row("A_2", "A", 2048, 5e-4, 0.8), row("A_4", "A", 4096, 5e-4, 0.9), *topk]
+    sweep = sweep_table(rows)
+    table = sweep.reindex(columns=SWEEP_COLUMNS)  # what metrics/sweep.csv keeps
+    assert table["knob"].tolist() == ["l1_coeff", "l1_coeff", "k", "k"]
+    assert table["knob_value"].tolist() == [5e-4, 5e-4, 32, 32]
+    assert table["l1_coeff"].isna().tolist() == [False, False, True, True]
+    assert list(headline(sweep, "A_4")["loss_recovered_by_size"]) == ["2048", "4096"]
+    assert list(headline(sweep, "A_4096_topk")["loss_recovered_by_size"]) == ["1024", "4096"]
 
 
 def test_collect_headlines_merges_analysis_files_and_the_dose_response(tmp_path):

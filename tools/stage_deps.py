@@ -12,6 +12,13 @@ Two granularities. Most stages depend on the *folders* of the subpackages they r
 short, readable deps, at the price of a rerun when a sibling module changes. The stages whose outputs are shipped
 trained artifacts (TRAINED) list the exact *files* they reach instead, so that an edit to evaluation or analysis
 code never invalidates the shipped transformers and dictionaries.
+
+One kind of import is not followed (VALIDATION_ONLY): the params loader (core/config.py) builds each run of
+sae_runs with its architecture's Settings (monosemantic.sae.architectures), so that a setting that is not the
+architecture's fails with every other problem before any compute. That import validates params.yaml and makes
+no output: a stage that trains, loads or evaluates a dictionary reaches the architectures through its own imports
+(sae/train.py, analysis/inputs.py) and lists them; every other stage (the corpus, the tokenizer, the transformers)
+would otherwise rerun whenever an SAE architecture's file changed.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ CODE_DEP = re.compile(r"^(\s*)- (?:monosemantic|stages|tools)(?:/[\w./-]*)?\s*$"
 # stages that train what the bundled remote ships: exact per-file code deps (see the module docstring)
 TRAINED = ("train_transformer", "train_sae")
 CORE = ("monosemantic", "core")  # the infrastructure every stage imports: a folder dep even for TRAINED
+# file -> the modules (and their submodules) it imports only to validate params.yaml (see the module docstring)
+VALIDATION_ONLY = {("monosemantic", "core", "config.py"): ("monosemantic.sae",)}
 
 
 def module_file(dotted: str, root: Path = ROOT) -> Path | None:
@@ -76,7 +85,10 @@ def reached_files(script: Path, root: Path = ROOT) -> set[Path]:
             init = root.joinpath(*rel[:i], "__init__.py")
             if init.is_file() and init not in seen:
                 todo.append(init)
+        skip = VALIDATION_ONLY.get(rel, ())
         for name in imported_modules(f, root):
+            if any(name == m or name.startswith(m + ".") for m in skip):
+                continue
             parts = name.split(".")
             for i in range(1, len(parts) + 1):
                 target = module_file(".".join(parts[:i]), root)

@@ -21,7 +21,8 @@ import numpy as np
 from monosemantic.core.config import SAERun
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import ActivationStore
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae import architectures
+from monosemantic.sae.architectures.base import SAE
 
 
 @dataclass
@@ -31,13 +32,14 @@ class Dictionary:
     name: str                       # the key of sae_runs, e.g. A_4096 (the paper's A/1)
     run: SAERun
     store: ActivationStore          # its model's validation activations (anything with read, index, n_points)
-    sae: SparseAutoencoder
+    sae: SAE
     model: Transformer | None = None
 
 
-def load_sae(sae_dir: str | Path, device="cpu") -> SparseAutoencoder:
-    """The trained dictionary saved in `sae_dir` (SAELens's layout), on `device`, in eval mode."""
-    return SparseAutoencoder.load(sae_dir, device).eval()
+def load_sae(sae_dir: str | Path, device="cpu") -> SAE:
+    """The trained dictionary saved in `sae_dir` (SAELens's layout; of the architecture its cfg.json names), on
+    `device`, in eval mode."""
+    return architectures.load(sae_dir, device).eval()
 
 
 def load_dictionary(name: str, run: SAERun, store_dir: str | Path, sae_dir: str | Path,

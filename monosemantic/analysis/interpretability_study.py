@@ -29,7 +29,7 @@ from monosemantic.analysis.spotcheck import spotcheck_entries
 from monosemantic.analysis.token_bytes import EOT_ID, token_label
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import ActivationStore
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.base import SAE
 
 SPLITS = ("train", "val")
 RECORD_PARAMS = ("n_units", "top_examples", "max_keys", "n_intervals", "per_interval", "n_random", "min_active",
@@ -44,7 +44,7 @@ class Group:
     model_name: str
     stores: dict[str, ActivationStore]  # "train", "val"
     model: Transformer
-    sae: SparseAutoencoder | None
+    sae: SAE | None
 
 
 def group_units(analysis) -> list[tuple[str, str | None, str]]:

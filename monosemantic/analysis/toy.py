@@ -30,6 +30,7 @@ import torch
 
 from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun
 from monosemantic.lm.store import ArrayStore
+from monosemantic.sae.architectures.standard import StandardSettings
 
 GROUP = 4
 
@@ -91,11 +92,12 @@ def toy_sae_config(steps: int, batch_size: int, lr: float, seed: int, n_points: 
 
 
 def train_toy_sae(data: ToyData, n_features: int, l1: float, cfg: SAEConfig, out_dir: str | Path | None = None):
-    """Train an SAE on the toy data with sae.train.train_sae; returns (sae in eval mode, train_stats)."""
+    """Train a standard SAE (the paper's recipe, λ = l1) on the toy data with sae.train.train_sae; returns (sae
+    in eval mode, train_stats)."""
     from monosemantic.analysis.inputs import load_sae
     from monosemantic.sae.train import train_sae
 
-    run = SAERun(model="toy", n_features=n_features, l1=l1)
+    run = SAERun(model="toy", n_features=n_features, architecture="standard", settings=StandardSettings(l1=l1))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp)
         stats = train_sae(cfg, run, ArrayStore(data.x), out, resume=False, progress=False)

@@ -67,9 +67,29 @@ class SparseActs:
 
 
 def fused_encoder(sae) -> Callable[[torch.Tensor], torch.Tensor]:
-    """sae.encode as one GEMM with the bias and an in-place ReLU: ReLU((x − b_d) W_eᵀ + b_e)."""
+    """sae.encode; for the standard architecture as one GEMM with the bias and an in-place ReLU:
+    ReLU((x − b_d) W_eᵀ + b_e) (the other architectures: their own encode)."""
+    if sae.architecture != "standard":
+        device = next(sae.parameters()).device
+        return lambda x: sae.encode(x.to(device))
     W_eT, b_e, b_d = sae.W_e.detach().T, sae.b_e.detach(), sae.b_d.detach()
     return lambda x: torch.addmm(b_e, x.to(W_eT.device) - b_d, W_eT).relu_()
+
+
+def window_activations(sae, x: torch.Tensor, feats: np.ndarray, chunk: int = 256) -> torch.Tensor:
+    """(p, W) activations of feature feats[q] at the W tokens of window q of x (p, W, d). Standard: only that
+    feature's encoder row, ReLU((x − b_d)·w_i + b_i); another architecture (a feature may depend on the others:
+    TopK): its encode of chunk windows at a time, then that feature's column."""
+    if sae.architecture == "standard":
+        W_e, b_e, b_d = sae.W_e.detach().cpu(), sae.b_e.detach().cpu(), sae.b_d.detach().cpu()
+        return torch.relu(torch.einsum("pwd,pd->pw", x - b_d, W_e[feats]) + b_e[feats][:, None])
+    device, idx = next(sae.parameters()).device, torch.from_numpy(np.asarray(feats, dtype=np.int64))
+    out = []
+    for s in range(0, len(x), chunk):
+        xs = x[s:s + chunk]
+        f = sae.encode(xs.reshape(-1, xs.shape[-1]).to(device)).cpu().reshape(len(xs), xs.shape[1], -1)
+        out.append(f.gather(2, idx[s:s + chunk, None, None].expand(-1, xs.shape[1], 1)).squeeze(2))
+    return torch.cat(out) if out else torch.zeros(0, x.shape[1])
 
 
 @torch.no_grad()
@@ -230,7 +250,6 @@ def context_windows(model, sae, tokens: np.ndarray, pairs: np.ndarray, context_s
     order = np.argsort(inv, kind="stable")
     sorted_inv = inv[order]
     n_stream = len(tokens)
-    W_e, b_e, b_d = sae.W_e.detach().cpu(), sae.b_e.detach().cpu(), sae.b_d.detach().cpu()
     for b in range(0, len(uniq), batch_contexts):
         ctx = uniq[b:b + batch_contexts]
         lens = np.minimum(n_ctx, n_stream - ctx)
@@ -243,7 +262,7 @@ def context_windows(model, sae, tokens: np.ndarray, pairs: np.ndarray, context_s
         local = inv[sel] - b
         span = np.minimum(w0[sel, None] + np.arange(W_ctx)[None, :], T - 1)  # (p, W)
         x = acts[torch.from_numpy(local)[:, None], torch.from_numpy(span)]  # (p, W, d)
-        f = torch.relu(torch.einsum("pwd,pd->pw", x - b_d, W_e[feats[sel]]) + b_e[feats[sel]][:, None])
+        f = window_activations(sae, x, feats[sel])
         valid = (w0[sel, None] + np.arange(W_ctx)[None, :]) < lens[local][:, None]
         ids[sel] = np.where(valid, tok[local[:, None], span], -1)
         out[sel] = np.where(valid, f.numpy(), 0.0)

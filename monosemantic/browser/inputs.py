@@ -31,7 +31,7 @@ class BrowserInputs:
     """Everything data.gather reads; dead / ultralow / dense as in params.yaml's evaluate section."""
 
     run: str
-    run_info: dict  # model, n_features, l1
+    run_info: dict  # model, n_features, architecture, knob and the settings (stages/browser.py)
     sae: object
     model: object
     store: object  # val activation store of the run's model
@@ -60,19 +60,24 @@ def load_automata(path: str | Path, run: str) -> list[dict]:
     return list(section.get("found") or []) if section.get("run") == run else []
 
 
+def same_recipe(a, b) -> bool:
+    """Whether two runs of sae_runs train with the same architecture and settings (λ, k, ...)."""
+    return a.architecture == b.architecture and a.settings == b.settings
+
+
 def related_runs(name: str, sae_runs: dict, cfg) -> tuple[str | None, list[str]]:
     """(universality partner, other dictionary sizes) of run `name` per cfg.compare_run / cfg.split_runs."""
     run = sae_runs[name]
     if cfg.compare_run == "auto":
         cands = [k for k, r in sae_runs.items() if r.model != run.model and r.model != "random"
-                 and r.n_features == run.n_features and r.l1 == run.l1]
+                 and r.n_features == run.n_features and same_recipe(r, run)]
         pref = "B" if run.model == "A" else "A"
         cands.sort(key=lambda k: (sae_runs[k].model != pref, k))
         compare = cands[0] if cands else None
     else:
         compare = cfg.compare_run or None
     if tuple(cfg.split_runs) == ("auto",):
-        split = sorted((k for k, r in sae_runs.items() if r.model == run.model and r.l1 == run.l1
+        split = sorted((k for k, r in sae_runs.items() if r.model == run.model and same_recipe(r, run)
                         and r.n_features != run.n_features), key=lambda k: sae_runs[k].n_features)
     else:
         split = [k for k in cfg.split_runs if k != name]

@@ -1,10 +1,11 @@
 """Typed configuration: params.yaml, nested by DVC stage, loaded into frozen dataclasses.
 
 Every section of params.yaml maps to one dataclass: the training pipeline's below (corpus, tokenizer,
-transformer, activations, sae, sae_runs, evaluate), the analyses' in monosemantic/core/analysis_config.py (analysis,
-interpretability, browser, superposition). No field has a default: params.yaml holds every value, so DVC sees
-every one. Loading (monosemantic/core/schema.py) rejects unknown keys, missing keys, wrong types, values outside
-their Literal and impossible values with one message listing every problem, before any compute starts:
+transformer, activations, sae, sae_runs, evaluate), the analyses' in
+monosemantic/core/analysis_config.py (analysis, interpretability, browser, superposition). No field has a default:
+params.yaml holds every value, so DVC sees every one. Loading (monosemantic/core/schema.py) rejects unknown keys,
+missing keys, wrong types, values outside their Literal and impossible values with one message listing every
+problem, before any compute starts:
 
     >>> params = load_params("params.yaml")
     >>> params.sae.batch_size
@@ -20,22 +21,23 @@ params.yaml (tests/test_config.py merges and validates every profile).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
 from monosemantic.core.analysis_config import (AnalysisConfig, BrowserConfig, InterpretabilityConfig, SuperpositionArm,
                                           SuperpositionConfig, ToyConfig)
-from monosemantic.core.schema import ConfigError, build, not_positive
+from monosemantic.core.schema import MISSING, ConfigError, build, build_fields, not_positive
 
 __all__ = ["ActivationsConfig", "AnalysisConfig", "BrowserConfig", "ConfigError", "CorpusConfig", "EvaluateConfig",
-           "InterpretabilityConfig", "Params", "ResampleConfig", "SAEConfig", "SAERun", "SuperpositionArm",
-           "SuperpositionConfig", "TokenizerConfig", "ToyConfig", "TransformerConfig", "REPLACED_WHOLE",
-           "is_profile", "load_params", "merge_profile", "not_positive", "params_from_dict", "profile_dict",
-           "profile_path"]
+           "InterpretabilityConfig", "Params", "ResampleConfig", "SAEConfig", "SAERun",
+           "SuperpositionArm", "SuperpositionConfig", "TokenizerConfig", "ToyConfig", "TransformerConfig",
+           "REPLACED_WHOLE", "is_profile", "load_params", "merge_profile", "not_positive", "params_from_dict",
+           "profile_dict", "profile_path"]
 
 
 @dataclass(frozen=True)
@@ -189,19 +191,72 @@ class SAEConfig:
 
 @dataclass(frozen=True)
 class SAERun:
-    """One dictionary of the sweep: which transformer, how many features, which L1 coefficient."""
+    """One dictionary of the sweep: which transformer, how many features, which architecture and its settings.
+
+    In params.yaml an entry is flat, {model: A, n_features: 4096, architecture: standard, l1: 0.0005}: the keys
+    besides model, n_features and architecture are the architecture's own (its Settings, sae/architectures/),
+    built by the same strict schema (`from_params`: an unknown architecture, a key that is not the
+    architecture's and a missing one are reported with every other problem, naming the keys it takes)."""
 
     model: str
     n_features: int
-    l1: float
+    architecture: str  # a key of sae.architectures.ARCHITECTURES
+    settings: Any  # an instance of that architecture's Settings (frozen dataclass; flat in params.yaml)
+
+    @staticmethod
+    def keys(architecture: str) -> list[str]:
+        """The keys a params.yaml entry of `architecture` spells (a ConfigError for an unknown architecture)."""
+        return [*RUN_KEYS, *(f.name for f in dataclasses.fields(_settings_class(architecture)))]
+
+    @classmethod
+    def from_params(cls, data: Any, where: str, errs: list[str]) -> "SAERun | None":
+        """The run of the flat entry `data` at `where` (sae_runs.NAME), or None with every problem in errs."""
+        if not isinstance(data, dict):
+            errs.append(f"{where}: expected a mapping, got {data!r}")
+            return None
+        n_errs = len(errs)
+        head = build_fields(_RunKeys, list(RUN_KEYS), data, where, errs, MISSING)
+        arch = head.get("architecture")
+        if arch is None:  # missing or not a string (reported): the keys it takes are unknown
+            return None
+        try:
+            Settings = _settings_class(arch)
+        except ConfigError as e:
+            errs.append(f"{where}.architecture: {e}")
+            return None
+        keys = cls.keys(arch)
+        takes = f"architecture {arch!r} takes: {', '.join(keys)}"
+        errs += [f"{where}.{key}: unknown key ({takes})" for key in data if key not in keys]
+        own = build_fields(Settings, keys[len(RUN_KEYS):], data, where, errs, f"missing key ({takes})")
+        return None if len(errs) > n_errs else cls(**head, settings=Settings(**own))
 
     def check(self) -> list[str]:
         errs = []
         if self.n_features <= 0:
             errs.append(f"n_features: must be positive, got {self.n_features}")
-        if self.l1 < 0:
-            errs.append(f"l1: must be >= 0, got {self.l1}")
-        return errs
+        return errs + self.settings.check()
+
+
+RUN_KEYS = ("model", "n_features", "architecture")  # an SAERun's own keys; the others are its settings
+
+
+@dataclass(frozen=True)
+class _RunKeys:
+    """The types of an SAERun's own keys (RUN_KEYS), for the schema."""
+
+    model: str
+    n_features: int
+    architecture: str
+
+
+def _settings_class(architecture: str) -> type:
+    """The Settings dataclass of a registered architecture; a ConfigError naming the known ones otherwise."""
+    from monosemantic.sae import architectures  # torch: imported when a run is built, not with the config
+
+    if architecture not in architectures.ARCHITECTURES:
+        raise ConfigError(f"{architecture!r} is not an SAE architecture (known: "
+                          f"{', '.join(architectures.ARCHITECTURES)})")
+    return architectures.get(architecture).Settings
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ key must be spelled in the file (params.yaml holds every value, and DVC sees eve
 `build` walks the mapping and collects every problem (a missing key, an unknown key, a wrong type, a value
 outside its Literal) into one list, so that the caller raises one ConfigError naming them all before any compute
 starts; monosemantic/core/config.py adds the checks across keys (a positive size, a run of the sweep, ...).
+A dataclass whose entries are laid out otherwise in the file (a run of the sweep: its architecture's settings
+beside its own keys) builds itself: a classmethod `from_params(data, where, errs)`, which `build_fields` helps.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def _convert(tp: Any, value: Any, where: str, errs: list[str]) -> Any:
     """The YAML value converted to the annotated type; a message appended to errs on a mismatch."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, where, errs)
+        own = getattr(tp, "from_params", None)
+        return own(value, where, errs) if own is not None else build(tp, value, where, errs)
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if isinstance(value, bool) or value not in allowed:
@@ -90,6 +93,9 @@ def _convert(tp: Any, value: Any, where: str, errs: list[str]) -> Any:
     raise TypeError(f"unsupported config type {tp!r} at {where}")
 
 
+MISSING = "missing key (a params file spells every key, as params.yaml does)"
+
+
 def build(cls: type, data: Any, where: str, errs: list[str]) -> Any:
     """An instance of dataclass `cls` from mapping `data` (at dotted path `where`), or None with errs extended.
 
@@ -98,18 +104,26 @@ def build(cls: type, data: Any, where: str, errs: list[str]) -> Any:
     if not isinstance(data, dict):
         errs.append(f"{where or 'params'}: expected a mapping, got {data!r}")
         return None
-    hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in names:
             errs.append(f"{prefix}{key}: unknown key (known: {', '.join(names)})")
+    kwargs = build_fields(cls, names, data, where, errs, MISSING)
+    if errs:
+        return None
+    return cls(**kwargs)
+
+
+def build_fields(cls: type, names: list[str], data: dict, where: str, errs: list[str], missing: str) -> dict:
+    """{name: value} of the fields `names` of dataclass `cls` present in `data`, converted to their annotated
+    types; for each absent one the message `missing` appended to errs (as for every problem of a value)."""
+    prefix = f"{where}." if where else ""
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name in names:
         if name in data:
             kwargs[name] = _convert(hints[name], data[name], prefix + name, errs)
         else:
-            errs.append(f"{prefix}{name}: missing key (a params file spells every key, as params.yaml does)")
-    if errs:
-        return None
-    return cls(**kwargs)
+            errs.append(f"{prefix}{name}: {missing}")
+    return kwargs
 

@@ -1,1 +1,1 @@
-"""The sparse autoencoder: model and loss, training with resampling, metrics."""
+"""The sparse autoencoders: the architectures (architectures/), training with resampling, metrics."""

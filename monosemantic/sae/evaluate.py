@@ -18,13 +18,14 @@ from monosemantic.analysis.inputs import load_sae
 from monosemantic.core.config import EvaluateConfig, SAERun
 from monosemantic.lm.model import Transformer
 from monosemantic.sae import metrics
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.base import SAE
+from monosemantic.sae.sweep import run_columns
 from monosemantic.sae.train import ArtifactError, verify_sae_dir
 from monosemantic.core.utils import atomic_path
 
 
 def load_run_artifacts(name: str, model_dir: str | Path, sae_dir: str | Path,
-                       device) -> tuple[Transformer, SparseAutoencoder, list[dict]]:
+                       device) -> tuple[Transformer, SAE, list[dict]]:
     """(transformer, SAE in eval mode, resampling log) of run `name`; an ArtifactError naming the stages to
     rerun when one of them does not load."""
     try:
@@ -46,7 +47,7 @@ def needs_train_density(cfg: EvaluateConfig, name: str) -> bool:
 
 
 def evaluate_run(name: str, run: SAERun, cfg: EvaluateConfig, batch_size: int, model: Transformer,
-                 sae: SparseAutoencoder, resampling: list[dict], store, val, device,
+                 sae: SAE, resampling: list[dict], store, val, device,
                  train_store=None) -> tuple[dict, np.ndarray]:
     """(metrics of run `name` on the validation split, per-feature densities).
 
@@ -58,7 +59,7 @@ def evaluate_run(name: str, run: SAERun, cfg: EvaluateConfig, batch_size: int, m
     classes = metrics.density_classes(density, cfg.ultralow_density, cfg.dense_density)
     loss = metrics.loss_recovered(model, sae, val, cfg.loss_contexts, batch_size, device)
     n = run.n_features
-    result = {"run": name, "model": run.model, "n_features": n, "l1_coeff": run.l1, **rec, **classes,
+    result = {"run": name, "model": run.model, "n_features": n, **run_columns(run), **rec, **classes,
               "dead_frac": classes["dead"] / n, "ultralow_frac": classes["ultralow"] / n,
               "dense_frac": classes["dense"] / n, **loss,
               # the paper's two populations of the density histogram (dead, and the ultralow cluster at its valley)

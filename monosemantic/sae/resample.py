@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from monosemantic.sae.model import SparseAutoencoder
+from monosemantic.sae.architectures.base import SAE
 
 
 @torch.no_grad()
@@ -40,7 +40,7 @@ def dead_features(last_fired: torch.Tensor, step: int, dead_window: int) -> torc
 
 @torch.no_grad()
 def resample_dead_features(
-    sae: SparseAutoencoder,
+    sae: SAE,
     optimizer: torch.optim.Optimizer,
     dead: torch.Tensor,
     inputs: torch.Tensor,
@@ -48,6 +48,8 @@ def resample_dead_features(
     generator: torch.Generator,
 ) -> dict:
     """Reinitialise the `dead` features of `sae` from `inputs` chosen with probability ∝ loss².
+
+    `sae`: an architecture that resamples (`resamples`: standard), with parameters W_e (F, d), b_e (F,), W_d (d, F).
 
     Modifies sae.W_e rows, sae.W_d columns and sae.b_e entries of the resampled features, and zeroes exactly
     those entries of the optimizer's exp_avg / exp_avg_sq. Returns {"n_dead", "n_resampled", "features",

@@ -1,7 +1,7 @@
 """The bf16 screen of the SAE encoder (sae.encoder_screen: bf16). The dense encoder product W_e x̄ + b_e, the one
 cost that sparsity cannot remove, is computed in bf16 with a rigorous error bound; exactly the (input, feature)
 entries that the bound cannot decide are recomputed in fp32, so the active set is the fp32 one (`EncoderScreen`,
-used by SparseAutoencoder.manual_backward in model.py; the derivation of the bound is in its docstring).
+used by StandardSAE.manual_backward in architectures/standard.py; the derivation of the bound is in its docstring).
 """
 
 from __future__ import annotations

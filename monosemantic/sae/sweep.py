@@ -1,31 +1,51 @@
-"""The sweep over dictionary sizes and L1 coefficients: its table, the headline numbers and the training curves.
+"""The sweep over dictionary sizes, architectures and their sparsity knobs (λ, k, ...): its table, the headline
+numbers and the training curves.
 
-`sweep_table(rows)` is metrics/sweep.csv (one row per run of sae_runs, from metrics/sae/RUN.json);
+`run_columns(run)` are the columns of metrics/sae/RUN.json that say which dictionary a run is (its architecture
+and settings); `sweep_table(rows)` is metrics/sweep.csv (one row per run of sae_runs, from metrics/sae/RUN.json);
 `headline(sweep, run)` the A/1 numbers of metrics/summary.json (loss recovered, L0, dead and ultralow
-fractions, and loss recovered by dictionary size at the same model and λ); `collect_headlines` adds the
-analysis stages' own headline blocks and the dose-response table.
+fractions, and loss recovered by dictionary size at the same model, architecture and knob); `collect_headlines`
+adds the analysis stages' own headline blocks and the dose-response table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 
-SWEEP_COLUMNS = ["run", "model", "n_features", "l1_coeff", "mse", "explained_variance", "l0", "l1", "dead",
-                 "ultralow", "dense", "frac_loss_recovered", "loss_clean", "loss_sae", "loss_zero"]
+# knob: the column of the run's sparsity knob (l1_coeff for λ, k, ...), knob_value its value; l1_coeff: λ of the
+# architectures with an L1 coefficient (empty for the others)
+SWEEP_COLUMNS = ["run", "model", "n_features", "architecture", "knob", "knob_value", "l1_coeff", "mse",
+                 "explained_variance", "l0", "l1", "dead", "ultralow", "dense", "frac_loss_recovered", "loss_clean",
+                 "loss_sae", "loss_zero"]
+
+
+def run_columns(run) -> dict:
+    """A run's architecture and settings (params.sae_runs.NAME) as metrics columns: an `l1` setting (λ) as
+    l1_coeff (the column l1 is the measured mean L1 norm of f), every other setting under its own name, and
+    `knob`, the column of the architecture's sparsity knob (Settings.knob)."""
+    column = lambda key: "l1_coeff" if key == "l1" else key  # noqa: E731
+    settings = {column(k): v for k, v in dataclasses.asdict(run.settings).items()}
+    return {"architecture": run.architecture, "knob": column(run.settings.knob), **settings}
 
 
 def sweep_table(rows: list[dict]) -> pd.DataFrame:
-    """One row per run: the evaluate_sae metrics (all columns; SWEEP_COLUMNS is what metrics/sweep.csv keeps)."""
-    return pd.DataFrame(rows)
+    """One row per run: the evaluate_sae metrics (all columns; SWEEP_COLUMNS is what metrics/sweep.csv keeps),
+    with knob_value, the value of each run's knob column."""
+    sweep = pd.DataFrame(rows)
+    sweep["knob_value"] = [r[r["knob"]] for r in rows]
+    return sweep
 
 
 def headline(sweep: pd.DataFrame, run: str) -> dict:
-    """The headline run's numbers, and loss recovered by size over the runs of the same model and λ."""
+    """The headline run's numbers, and loss recovered by size over the runs of the same model, architecture and
+    knob value."""
     head = sweep.set_index("run").loc[run]
-    same = sweep[(sweep["model"] == head["model"]) & (sweep["l1_coeff"] == head["l1_coeff"])]
+    same = sweep[(sweep["model"] == head["model"]) & (sweep["architecture"] == head["architecture"])
+                 & (sweep["knob"] == head["knob"]) & (sweep["knob_value"] == head["knob_value"])]
     return {
         "a1_frac_loss_recovered": float(head["frac_loss_recovered"]),
         "a1_l0": float(head["l0"]),

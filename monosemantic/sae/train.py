@@ -4,13 +4,19 @@
 
 * Data: the activation store is already shuffled across contexts, so it is read sequentially in batches of
   `cfg.batch_size` rows, wrapping around to the start (next epoch) when steps × batch exceeds its size.
-* Initialisation: Kaiming-uniform W_e, W_d (unit-norm columns), b_e = 0, b_d = geometric median of the
-  first `cfg.geometric_median_points` rows. Deterministic given cfg.seed (CPU).
-* Step: loss → gradients (autograd, or the closed-form sparse path, `SAETrainer.step`) → project the
-  parallel component out of the decoder gradients → Adam → renormalise decoder columns.
-* Resampling (resample.py) after the steps listed in cfg.resample.steps.
+* The SAE: the class registered under the run's architecture (sae/architectures/: `architectures.get(
+  run.architecture)(d, n_features, run.settings, generator)`), built from a generator seeded with cfg.seed,
+  then `sae.init_from_data` on the first `cfg.geometric_median_points` rows (standard: b_d = their geometric
+  median). Deterministic given cfg.seed (CPU).
+* Step (`SAETrainer.step`): loss → gradients (autograd on `sae.loss`, or the closed-form `sae.manual_backward`
+  of an architecture that has one) → `sae.before_step` (standard: project the parallel component out of the
+  decoder gradients) → Adam at lr = cfg.lr · `sae.lr_scale` → `sae.after_step` (standard: renormalise the
+  decoder columns).
+* Resampling (resample.py) after the steps listed in cfg.resample.steps, for architectures that resample
+  (`sae.resamples`: standard); the others ignore cfg.resample.steps.
 * Logging every `log_every` steps to dvclive (out_dir/live, never touching dvc.yaml) and tqdm: mse, l1, l0,
-  total loss, dead (features that did not fire in the last dead_window steps).
+  total loss, dead (features that did not fire in the last dead_window steps, every architecture), and the
+  architecture's other loss terms (LossTerms.extra) as train/NAME.
 * Checkpoints every `checkpoint_every` steps, written atomically (training.Checkpointer): weights, Adam state,
   step, data position, RNG states, last-fired steps, feature counts, resampling records. A killed run restarted
   with the same config resumes from the last checkpoint and ends bit-identical to an uninterrupted run.
@@ -32,6 +38,7 @@ density = feature_counts / feature_counts_inputs.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import shutil
 import time
@@ -41,16 +48,18 @@ import numpy as np
 import torch
 
 from monosemantic.core.config import SAEConfig, SAERun
+from monosemantic.sae import architectures
+from monosemantic.sae.architectures.base import SAE, LossTerms
 from monosemantic.sae.resample import dead_features, resample_dead_features
-from monosemantic.sae.model import LossTerms, SparseAutoencoder, geometric_median
 from monosemantic.core.training import NonFiniteLossError  # noqa: F401 - SAETrainer.step raises it; stages import it here
-from monosemantic.core.training import (Checkpointer, LiveLog, check_finite, code_digest, fingerprint, restore_rng,
-                                   rng_state, sha256)
+from monosemantic.core.training import (PACKAGE, Checkpointer, LiveLog, check_finite, code_digest, fingerprint,
+                                        restore_rng, rng_state, sha256)
 from monosemantic.core.utils import PipelineError, atomic_path, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
-# the code a checkpoint depends on (paths relative to monosemantic/)
-CODE_FILES = ("sae/model.py", "sae/train.py", "sae/resample.py", "lm/store.py", "core/training.py")
+# the code a checkpoint depends on (paths relative to monosemantic/; with the run's architecture file, `_code_files`)
+CODE_FILES = ("sae/model.py", "sae/architectures/base.py", "sae/train.py", "sae/resample.py", "lm/store.py",
+              "core/training.py")
 # Above this fraction of active (input, feature) entries the "auto" path evaluates the closed-form
 # gradients densely (early training, when about half of the features fire); below it, with CSR products.
 AUTO_MAX_DENSITY = 0.05
@@ -65,22 +74,26 @@ class SAETrainer:
 
     fast_path: "dense" = autograd on `sae.loss` (the reference); "sparse" = `sae.manual_backward` with CSR
     products after the encoder; "auto" = the closed-form path on CPU (CSR while the fraction of active entries
-    is below AUTO_MAX_DENSITY, dense products above), autograd on CUDA. All agree to float32 rounding.
+    is below AUTO_MAX_DENSITY, dense products above), autograd on CUDA. All agree to float32 rounding. An
+    architecture without a closed-form backward (`has_manual_backward` False) always trains by autograd.
     """
 
-    def __init__(self, sae: SparseAutoencoder, cfg: SAEConfig, device: torch.device | str = "cpu"):
+    def __init__(self, sae: SAE, cfg: SAEConfig, device: torch.device | str = "cpu"):
         self.sae, self.cfg = sae, cfg
         self.device = torch.device(device)
         # fused=True: the single-kernel implementation of the same Adam update (about 20x faster on CPU
         # than the foreach one at these sizes; deterministic).
         self.optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), fused=True)
-        if cfg.fast_path == "auto":
+        if not sae.has_manual_backward:
+            self.path, self.max_density = "dense", 0.0
+        elif cfg.fast_path == "auto":
             self.path, self.max_density = ("manual", AUTO_MAX_DENSITY) if self.device.type == "cpu" else ("dense", 0.0)
         elif cfg.fast_path == "sparse":
             self.path, self.max_density = "manual", 1.0
         else:
             self.path, self.max_density = "dense", 0.0
-        sae.set_encoder_screen(cfg.encoder_screen, self.device)  # bf16 encoder screen: sae.EncoderScreen
+        if sae.has_manual_backward:
+            sae.set_encoder_screen(cfg.encoder_screen, self.device)  # bf16 encoder screen: sae.EncoderScreen
         F = sae.n_features
         self.step_count = 0
         self.last_fired = torch.zeros(F, dtype=torch.long)  # last step in which each feature fired (0: never)
@@ -89,18 +102,22 @@ class SAETrainer:
 
     def step(self, x: torch.Tensor) -> LossTerms:
         """One training step on the batch x (B, d); raises NonFiniteLossError before touching the weights."""
+        step, steps = self.step_count, self.cfg.steps  # the 0-based index of this step, the run's total
         self.optimizer.zero_grad(set_to_none=True)
         if self.path == "dense":
-            terms = self.sae.loss(x)
-            check_finite(terms.total, self.step_count + 1, mse=terms.mse, l1=terms.l1)
+            terms = self.sae.loss(x, step, steps)
+            check_finite(terms.total, step + 1, mse=terms.mse, l1=terms.l1)
             terms.total.backward()
         else:
             terms = self.sae.manual_backward(x, max_density=self.max_density)
-            check_finite(terms.total, self.step_count + 1, mse=terms.mse, l1=terms.l1)
+            check_finite(terms.total, step + 1, mse=terms.mse, l1=terms.l1)
         self.sync_grads()
-        self.sae.remove_parallel_grad()
+        self.sae.before_step(step, steps)
+        lr = self.cfg.lr * self.sae.lr_scale(step, steps)  # cfg.lr · 1.0 = cfg.lr exactly without a schedule
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.step()
-        self.sae.normalize_decoder()
+        self.sae.after_step(step, steps)
         self.step_count += 1
         counts = terms.fire_counts.cpu()
         self.last_fired[counts > 0] = self.step_count
@@ -158,6 +175,13 @@ def read_rows(store, start: int, n: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------- training
 
 
+def _code_files(run: SAERun) -> tuple[str, ...]:
+    """CODE_FILES and the file of the run's architecture (paths relative to monosemantic/; a class defined outside
+    the package, in a test, adds none)."""
+    path = Path(inspect.getfile(architectures.get(run.architecture))).resolve()
+    return CODE_FILES + ((path.relative_to(PACKAGE).as_posix(),) if path.is_relative_to(PACKAGE) else ())
+
+
 def _fingerprint(cfg: SAEConfig, run: SAERun, store) -> str:
     """What a checkpoint must agree on to be resumed: params, run, input data and the training code."""
     manifest = getattr(store, "manifest", None)
@@ -166,7 +190,7 @@ def _fingerprint(cfg: SAEConfig, run: SAERun, store) -> str:
     else:  # an in-memory store (tests): hash its values
         data = sha256(store.read(0, store.n_points).numpy().tobytes())
     return fingerprint({"cfg": dataclasses.asdict(cfg), "run": dataclasses.asdict(run), "n_points": store.n_points,
-                        "d": store.d, "data": data, "code": code_digest(CODE_FILES)})
+                        "d": store.d, "data": data, "code": code_digest(_code_files(run))})
 
 
 def verify_sae_dir(path: str | Path) -> None:
@@ -246,13 +270,13 @@ def train_sae(cfg: SAEConfig, run: SAERun, store, out_dir: str | Path, device: s
 
 def _start(cfg: SAEConfig, run: SAERun, store, ckpt_dir: Path, device: torch.device, resume: bool,
            trainer_cls: type | None, name: str) -> _TrainState:
-    """Seed, build the SAE and its trainer; resume from ckpt_dir's checkpoint (when `resume` and it matches the
-    fingerprint) or start b_d at the geometric median of the first inputs."""
+    """Seed, build the SAE of the run's architecture and its trainer; resume from ckpt_dir's checkpoint (when
+    `resume` and it matches the fingerprint) or initialise it from the first inputs (`sae.init_from_data`)."""
     torch.manual_seed(cfg.seed)
     init_gen = torch.Generator().manual_seed(cfg.seed)
     resample_gen = torch.Generator().manual_seed(cfg.seed + 1)
 
-    sae = SparseAutoencoder(store.d, run.n_features, run.l1, generator=init_gen)
+    sae = architectures.get(run.architecture)(store.d, run.n_features, run.settings, generator=init_gen)
     trainer = (trainer_cls or SAETrainer)(sae.to(device), cfg, device)
     checkpoint = Checkpointer(ckpt_dir / CHECKPOINT_FILE, _fingerprint(cfg, run, store))
     state = checkpoint.load() if resume else None
@@ -263,10 +287,10 @@ def _start(cfg: SAEConfig, run: SAERun, store, ckpt_dir: Path, device: torch.dev
         restore_rng(state["rng"], resample=resample_gen)
         st.elapsed_before = state["elapsed"]
         print(f"resuming {name} at step {trainer.step_count} from {checkpoint.path}")
-    else:  # b_d starts at the geometric median of the first inputs
+    else:  # data-dependent initialisation from the first inputs (standard: b_d at their geometric median)
         n_gm = min(cfg.geometric_median_points, store.n_points)
         with torch.no_grad():
-            sae.b_d.copy_(geometric_median(store.read(0, n_gm).to(device)))
+            sae.init_from_data(store.read(0, n_gm).to(device))
     return st
 
 
@@ -289,7 +313,7 @@ def _step_loop(st: _TrainState, cfg: SAEConfig, store, device: torch.device, liv
             st.terms = trainer.step(_next_batch(st, cfg, store, device))
             step = trainer.step_count
             bar.update(1)
-            if step in resample_steps:
+            if step in resample_steps and trainer.sae.resamples:
                 _resample_step(st, cfg, store, device, live)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 _log_step(st, live, bar)
@@ -322,10 +346,12 @@ def _resample_step(st: _TrainState, cfg: SAEConfig, store, device: torch.device,
 
 
 def _log_step(st: _TrainState, live: LiveLog, bar) -> None:
-    """Log the last step's mse, l1, l0, loss and dead features to dvclive and the progress bar."""
+    """Log the last step's mse, l1, l0, loss, dead features and the architecture's other loss terms (extra) to
+    dvclive and the progress bar."""
     terms = st.terms
     stats = {"mse": terms.mse.item(), "l1": terms.l1.item(), "l0": terms.l0.item(),
-             "loss": terms.total.item(), "dead": st.trainer.n_dead()}
+             "loss": terms.total.item(), "dead": st.trainer.n_dead(),
+             **{name: float(value) for name, value in terms.extra.items()}}
     live.log(st.trainer.step_count, {f"train/{k}": v for k, v in stats.items()})
     live.summary()
     bar.set_postfix(mse=f"{stats['mse']:.4g}", l0=f"{stats['l0']:.1f}", dead=stats["dead"])

@@ -25,7 +25,9 @@ The SAE: every rank runs the same `sae.train.train_sae` loop (same checkpoints, 
 * Statistics: the per-feature fire counts of the step are summed over ranks (all_reduce), so last-fired steps,
   dead features, feature densities and therefore resampling are global, not per rank. Resampling reads the same
   inputs with the same generator on every rank, so every rank makes the same choice.
-* Logged mse / l1 / l0 / loss are averaged over ranks (equal shards: the global batch's values).
+* Logged mse / l1 / l0 / loss and the architecture's other loss terms (LossTerms.extra) are averaged over ranks
+  (equal shards: the global batch's values). State an architecture keeps in buffers from its own batches (e.g.
+  AuxK's steps since each latent fired) is per rank.
 * Outputs and checkpoints: rank 0 writes artifacts/sae/RUN and checkpoints/sae/RUN as the one-process stage
   does; rank r > 0 keeps its own (identical) checkpoint in checkpoints/sae/RUN.rank{r} so that it resumes
   from the same step, and its outputs there are deleted at the end.
@@ -98,12 +100,14 @@ class DistributedSAETrainer(SAETrainer):
         self.last_fired[counts > 0] = self.step_count
         self.feature_counts += counts - local_counts
         self.counts_inputs += B - local.shape[0]
+        names = list(terms.extra)
         scalars = torch.stack([terms.total.detach(), terms.mse.detach(), terms.l1.detach(),
-                               terms.l0.detach().to(terms.mse.dtype)])
+                               terms.l0.detach().to(terms.mse.dtype),
+                               *(terms.extra[k].detach().to(terms.mse.dtype) for k in names)])
         dist.all_reduce(scalars, op=dist.ReduceOp.SUM)
         scalars /= self.world_size
         return dataclasses.replace(terms, total=scalars[0], mse=scalars[1], l1=scalars[2], l0=scalars[3],
-                                   fire_counts=counts)
+                                   fire_counts=counts, extra=dict(zip(names, scalars[4:])))
 
 
 class DataParallel:

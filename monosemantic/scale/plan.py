@@ -241,7 +241,7 @@ def measure_cpu(seconds: float = 3.0, small: bool = False) -> dict[str, float]:
 
     from monosemantic.core.config import ResampleConfig, SAEConfig
     from monosemantic.lm.model import ModelConfig, build_model
-    from monosemantic.sae.model import SparseAutoencoder
+    from monosemantic.sae.architectures.standard import StandardSAE, StandardSettings
     from monosemantic.sae.train import SAETrainer
 
     def timed(fn, flops_per_call):
@@ -274,7 +274,7 @@ def measure_cpu(seconds: float = 3.0, small: bool = False) -> dict[str, float]:
 
     out["sampling"] = timed(fwd, sampling_flops_per_context(dm, dmlp, T, pos.shape[1]) * 32)
     g = torch.Generator().manual_seed(0)
-    sae = SparseAutoencoder(dmlp, F, 0.0005, generator=g)
+    sae = StandardSAE(dmlp, F, StandardSettings(l1=0.0005), generator=g)
     cfg = SAEConfig(batch_size=SB, steps=10, lr=1e-3, betas=(0.9, 0.999), geometric_median_points=8192, log_every=50,
                     checkpoint_every=500, seed=5, fast_path="auto", encoder_screen="fp32",
                     resample=ResampleConfig(steps=(), dead_window=125, n_inputs=65_536, encoder_scale=0.2))

@@ -27,6 +27,11 @@
     if (a >= 1e4 || a < 1e-3) return x.toExponential(d === undefined ? 2 : d - 1);
     return x.toPrecision(d === undefined ? 3 : d).replace(/\.?0+$/, "");
   }
+  // the dictionary's recipe: the paper's L1 coefficient, or another architecture with its sparsity knob
+  function recipe() {
+    if (!IDX.architecture || IDX.architecture === "standard") return "L1 coefficient " + IDX.l1;
+    return IDX.architecture + " SAE, " + IDX.knob + " " + IDX[IDX.knob];
+  }
   function pct(x) { return x === 0 ? "0%" : (x * 100 < 0.01 ? (x * 100).toExponential(1) : fmt(x * 100, 3)) + "%"; }
   function show(text) { return text.replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5").replace(/\r/g, "\u240d"); }
   function tokLabel(id) { return id >= 0 && id < IDX.vocab.length ? IDX.vocab[id] : "?"; }
@@ -119,7 +124,7 @@
     IDX.cls.forEach(function (c) { classes[c]++; });
     app.appendChild(el("h1", {text: "Features of " + IDX.run}));
     app.appendChild(el("p", {"class": "stat"}, [
-      IDX.n_features + " features of model " + IDX.model + " (L1 coefficient " + IDX.l1 + "), measured on " +
+      IDX.n_features + " features of model " + IDX.model + " (" + recipe() + "), measured on " +
       IDX.n_points.toLocaleString() + " validation tokens: " + classes[1] + " dead, " + classes[2] +
       " ultralow (density < " + IDX.ultralow_density + "), " + classes[3] + " dense (> " + IDX.dense_density + ")."]));
     app.appendChild(el("div", {"class": "controls"}, [input, el("label", {}, [hideDead, " hide dead"]), count]));

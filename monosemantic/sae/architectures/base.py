@@ -33,11 +33,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from monosemantic.core.utils import atomic_path, write_json
+from monosemantic.sae.model import HOOK_NAME  # noqa: F401 - the hook the SAEs read (cfg.json hook_name)
 
 WEIGHTS_FILE = "sae_weights.safetensors"
 CFG_FILE = "cfg.json"
-# TransformerLens name of the post-ReLU MLP activations of layer 0 (what the SAE is trained on).
-HOOK_NAME = "blocks.0.mlp.hook_post"
 # cfg.json key naming our architecture when SAELens loads it under another name (standard_2024 -> "standard")
 ARCH_KEY = "monosemantic_architecture"
 
@@ -62,7 +61,9 @@ class SAE(nn.Module):
     saelens_architecture: ClassVar[str]  # the name SAELens loads it under (cfg.json "architecture")
     Settings: ClassVar[type]  # frozen dataclass of the run's own keys; Settings.knob names the sparsity knob
     resamples: ClassVar[bool] = False  # the paper's dead-feature resampling (sae.resample) applies
-    has_manual_backward: ClassVar[bool] = False  # a closed-form `manual_backward` (the CPU fast path)
+    # a closed-form `manual_backward(x, max_density) -> LossTerms` that accumulates the gradients of `loss` into
+    # .grad (the CPU fast path), with `set_encoder_screen(setting, device)` (sae.encoder_screen) beside it
+    has_manual_backward: ClassVar[bool] = False
 
     def __init__(self, d: int, n_features: int, settings, generator: torch.Generator | None = None):
         super().__init__()
