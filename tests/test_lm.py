@@ -154,6 +154,35 @@ def test_killed_run_resumes_to_identical_weights(streams, tmp_path, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "live", "live_ref"]
 
 
+def test_a_checkpoint_moved_to_another_clone_resumes_to_identical_weights(streams, tmp_path, monkeypatch, capsys):
+    """Long trainings span sessions (issue 28): a run stopped in one clone resumes from its checkpoint copied into
+    another clone (another folder, the first one deleted), to the weights of an unbroken run. The checkpoint names no
+    path: weights, optimizer, data generator, step and the run's fingerprint (settings, seed, tokens)."""
+    import shutil
+
+    train, val = streams
+    ref, _ = lm.train(TINY, MCFG, 7, train, val, CPU, progress=False)
+
+    def kill(step):
+        if step == 7:
+            raise Killed
+
+    first, second = tmp_path / "clone1", tmp_path / "clone2"
+    (second / "checkpoints").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Killed):
+        lm.train(TINY, MCFG, 7, train, val, CPU, ckpt_path=first / "checkpoints" / "A.pt", progress=False,
+                 on_step=kill)
+    shutil.copy2(first / "checkpoints" / "A.pt", second / "checkpoints" / "A.pt")
+    shutil.rmtree(first)
+    monkeypatch.chdir(second)
+    resumed, _ = lm.train(TINY, MCFG, 7, train, val, CPU, ckpt_path=second / "checkpoints" / "A.pt",
+                          progress=False)
+    assert "resuming" in capsys.readouterr().out
+    for (name, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_stale_checkpoint_is_not_resumed(streams, tmp_path, capsys):
     train, val = streams
     ckpt = tmp_path / "A.pt"
