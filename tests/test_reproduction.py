@@ -57,3 +57,34 @@ def test_auto_tolerance_is_exact_on_the_cpu_that_trained_the_shipped_artifacts(t
                                                          "precision": "fp32"}))
     assert R.auto_tolerance(tmp_path) == R.OTHER_CPU_TOL
     assert [m["stages"] for m in R.shipped_by(tmp_path)] == [["train_sae@A"], ["t@A"]]
+
+
+def test_the_reports_are_not_compared_as_metrics():
+    # the shipping CPU's report and another CPU's (--out) hold this tool's own numbers: never compared
+    from tools.reproduction import skipped
+
+    assert skipped("metrics/reproduction.json") and skipped("metrics/reproduction_other_cpu.json")
+    assert not skipped("metrics/summary.json") and not skipped("metrics/sae/A_4096.json")
+
+
+def test_the_report_names_the_pinned_kernels(monkeypatch):
+    import tools.reproduction as R
+
+    for k in R.PIN_VARS:
+        monkeypatch.delenv(k, raising=False)
+    assert R.report({}, {})["this_run"]["kernels_pinned"] == {}
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert R.report({}, {})["this_run"]["kernels_pinned"] == {"ATEN_CPU_CAPABILITY": "avx2"}
+
+
+def test_pin_cpu_sh_sets_the_variables_the_report_names():
+    import subprocess
+
+    import tools.reproduction as R
+
+    out = subprocess.run(["bash", "-c", ". tools/pin_cpu.sh && env"], cwd=R.ROOT, capture_output=True, text=True,
+                         check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert {k: env[k] for k in R.PIN_VARS} == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                                              "ONEDNN_MAX_CPU_ISA": "AVX2",
+                                              "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}

@@ -2,6 +2,8 @@
 
     python -m tools.reproduction                 compare metrics/ with git HEAD's, write metrics/reproduction.json
     python -m tools.reproduction --ref REV       ... with another commit's
+    python -m tools.reproduction --out PATH      ... writing PATH instead (metrics/reproduction_other_cpu.json: the
+                                                 committed measurement on a CPU kind other than the shipping one)
     python -m tools.reproduction --check TOL PATTERN [PATTERN ...]
                                                  exit 1 if a number of a file matching a PATTERN (fnmatch over
                                                  paths under metrics/) is further than TOL from the committed one;
@@ -23,6 +25,7 @@ import csv
 import fnmatch
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +35,12 @@ from tools.regression import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path("metrics") / "reproduction.json"
-SKIP = ("metrics/reproduction.json", "metrics/provenance/*")  # this tool's output; strings only
+SKIP = ("metrics/reproduction*.json", "metrics/provenance/*")  # this tool's outputs; strings only
 BANDS = ((0.0, "exact"), (1e-6, "within_1e-6"), (1e-3, "within_1e-3"))
 HEADLINE = "metrics/summary.json"
-# another CPU kind: the bound the shipped-artifacts issue sets for the headline numbers (not yet a measured spread:
-# no second CPU kind has regenerated the analyses from the shipped models; docs/REPRODUCTION.md)
+# another CPU kind: the bound the shipped-artifacts issue sets for the headline numbers. Measured on one other kind
+# (AMD EPYC with AVX-512, docs/REPRODUCTION.md): every number exact with tools/pin_cpu.sh; without it the headline's
+# largest difference was 0.0017 (a tie-break of np.argpartition between numpy's AVX-512 and AVX2 kernels)
 OTHER_CPU_TOL = 1e-3
 
 
@@ -122,9 +126,18 @@ def report(committed: dict[str, str], now: dict[str, str], root: Path = ROOT, re
                      if k.startswith("headline.")}
     total = {k: sum(f[k] for f in files.values()) for k in next(iter(files.values()), {})}
     headline_max = max((abs(v["diff"]) for v in worst.values()), default=0.0)
-    return {"committed": ref, "shipped_artifacts_trained_on": shipped_by(root), "this_run": cpu_info(),
+    return {"committed": ref, "shipped_artifacts_trained_on": shipped_by(root),
+            "this_run": {**cpu_info(), "kernels_pinned": pinned_kernels()},
             "bands": "d = |now - committed| within t when d <= t * max(1, |committed|)",
             "total": total, "headline_max_abs_diff": headline_max, "headline_not_exact": worst, "files": files}
+
+
+PIN_VARS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES")
+
+
+def pinned_kernels() -> dict[str, str]:
+    """The kernel-pinning variables of tools/pin_cpu.sh set in this environment (empty: the CPU's own kernels)."""
+    return {k: os.environ[k] for k in PIN_VARS if k in os.environ}
 
 
 def auto_tolerance(root: Path = ROOT) -> float:
@@ -159,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref", default="HEAD", help="the committed run to compare with (a git revision)")
     ap.add_argument("--check", nargs="+", metavar=("TOL", "PATTERN"),
                     help="a tolerance and file patterns: exit 1 if any of their numbers is further apart")
+    ap.add_argument("--out", default=str(OUT), help=f"the report's path, relative to the repository (default {OUT})")
     args = ap.parse_args(argv)
     committed, now = committed_files(args.ref), current_files()
     if args.check:
@@ -173,11 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[reproduction] all {n} numbers of {', '.join(patterns)} within {tol:g} of {args.ref}")
         return 0
     rep = report(committed, now, ROOT, args.ref)
-    (ROOT / OUT).write_text(json.dumps(rep, indent=1) + "\n")
+    out = Path(args.out)
+    (ROOT / out).parent.mkdir(parents=True, exist_ok=True)
+    (ROOT / out).write_text(json.dumps(rep, indent=1) + "\n")
     t = rep["total"]
     print(f"[reproduction] {sum(t.values())} numbers: {t['exact']} exact, {t['within_1e-6']} within 1e-6, "
           f"{t['within_1e-3']} within 1e-3, {t['further']} further; one side only {t['only_committed']} / "
-          f"{t['only_now']}; headline max |diff| {rep['headline_max_abs_diff']:.3g} -> {OUT}")
+          f"{t['only_now']}; headline max |diff| {rep['headline_max_abs_diff']:.3g} -> {out}")
     return 0
 
 
