@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from monosemantic.core.provenance import cpu_info
+from monosemantic.core.utils import atomic_path
 from tools.regression import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rep = report(committed, now, ROOT, args.ref)
     out = Path(args.out)
-    (ROOT / out).parent.mkdir(parents=True, exist_ok=True)
-    (ROOT / out).write_text(json.dumps(rep, indent=1) + "\n")
+    with atomic_path(ROOT / out) as tmp:  # makes the folder; a killed run leaves no half-written report
+        tmp.write_text(json.dumps(rep, indent=1) + "\n")
     t = rep["total"]
     print(f"[reproduction] {sum(t.values())} numbers: {t['exact']} exact, {t['within_1e-6']} within 1e-6, "
           f"{t['within_1e-3']} within 1e-3, {t['further']} further; one side only {t['only_committed']} / "
