@@ -2,12 +2,15 @@
 tokens (the session's smoke reproduction, tests/conftest.py)."""
 
 import dataclasses
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from monosemantic.analysis import dose_response as D
+from monosemantic.experiments import pairs as P
 from monosemantic.core.config import SuperpositionArm, load_params
 
 RARE = {"Arabic": 0.02, "Hebrew": 0.02, "DNA": 0.02, "Base64": 0.02}
@@ -66,7 +69,6 @@ def test_arms_with_the_same_transformer_share_it(arm_run, monkeypatch):
 
 
 def test_load_arms_and_the_table(tmp_path, monkeypatch):
-    import json
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "metrics" / "superposition").mkdir(parents=True)
@@ -174,3 +176,77 @@ def test_the_budget_view_gives_each_budget_its_gaps_at_the_training_mix_sorted_b
     assert [p["gap"] for p in gaps[1]] == [pytest.approx(0.4), pytest.approx(0.4)]
     assert gaps[16][0]["gap"] == pytest.approx(0.37)
     assert list(dose_response_gaps(rows, "dna")) == [1] and dose_response_gaps(rows, "hebrew") == {}
+
+
+def test_an_arm_at_the_pipelines_mix_and_seed_trains_model_A_bit_for_bit(smoke_reference, tmp_path):
+    """An arm trains its transformer with the pipeline's own training function: at the pipeline's mix, seed and
+    budget it gives train_transformer's model A to the byte (so an arm trained under tools/pin_cpu.sh is the default's
+    model at that budget, and a 16x arm at the default mix is a 16x default's model A or B)."""
+    import hashlib
+
+    from monosemantic.core.utils import resolve_precision
+
+    root = Path(smoke_reference)
+    params = load_params(root / "params.yaml")
+    arm = SuperpositionArm(mix=dict(params.transformer.mix), tokens_mult=1, sae_points_mult=1,
+                           seed=params.transformer_seed("A"))
+    params = dataclasses.replace(params, superposition=dataclasses.replace(params.superposition, arms={"a": arm}))
+    cpu = torch.device("cpu")
+    # fp32 sums depend on the thread count: train with the one the reference's stage ran with (its provenance record;
+    # the test session itself runs torch on 1 thread)
+    threads = int(json.loads((root / "metrics/provenance/transformer_A.json").read_text())["threads"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        D.run_arm(params, "a", tmp_path / "a", cpu, resolve_precision(params.precision, cpu),
+                  tokens_dir=root / "artifacts/tokens", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    (cached,) = (tmp_path / "models").iterdir()
+
+    def sha(p):
+        return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+    assert sha(cached / "model.safetensors") == sha(root / "artifacts/models/A/model.safetensors")
+
+
+def test_a_pair_of_arms_is_measured_like_A_and_B(arm_run):
+    """evaluate_pair on two dictionaries of one transformer (the arm and a 2x-points arm sharing its model): the
+    neurons' universality is exactly 1 (each neuron matches itself), the clean and zero-ablation losses are the
+    model's, and loss recovered follows its definition."""
+    params, root, work, _ = arm_run
+    arms = {"rare": SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=1, seed=1),
+            "rare_more": SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=2, seed=1)}
+    params = dataclasses.replace(params, superposition=dataclasses.replace(params.superposition, arms=arms))
+    kw = dict(tokens_dir=root / "artifacts/tokens")
+    if not (work.parent / "rare_more" / "sae").exists():
+        D.run_arm(params, "rare_more", work.parent / "rare_more", torch.device("cpu"), "fp32", progress=False, **kw)
+    out = P.evaluate_pair(params, "rare", "rare_more", torch.device("cpu"), "fp32", root=work.parent, **kw)
+    a, b = out["evaluation"]["rare"], out["evaluation"]["rare_more"]
+    assert a["loss_clean"] == b["loss_clean"] and a["loss_zero"] == b["loss_zero"]  # one transformer
+    for e in (a, b):
+        assert e["frac_loss_recovered"] == pytest.approx(
+            (e["loss_zero"] - e["loss_sae"]) / (e["loss_zero"] - e["loss_clean"]), abs=1e-9)
+        assert e["dead"] + e["ultralow"] + e["dense"] <= e["n_features"] == params.sae_runs[params.superposition.run].n_features
+    assert (a["seed"], b["seed"]) == (1, 1)
+    assert a["never_fired_in_training"] == int((np.load(work / "sae" / "feature_counts.npy") == 0).sum())
+    u = out["universality"]
+    assert u["neurons"]["median"] == pytest.approx(1.0, abs=1e-5)  # the same model's neurons on the same tokens
+    assert 0 < u["features"]["median"] <= 1
+    assert not (work.parent / "pair_scratch").exists()
+    with pytest.raises(ValueError):
+        P.evaluate_pair(params, "rare", "rare", torch.device("cpu"), "fp32", root=work.parent, **kw)
+    arms = {**arms, "never_run": SuperpositionArm(mix=RARE, tokens_mult=1, sae_points_mult=1, seed=5)}
+    params = dataclasses.replace(params, superposition=dataclasses.replace(params.superposition, arms=arms))
+    with pytest.raises(FileNotFoundError, match="never_run"):
+        P.evaluate_pair(params, "rare", "never_run", torch.device("cpu"), "fp32", root=work.parent, **kw)
+
+
+def test_load_pairs_keeps_the_pairs_of_the_params_arms(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pairs = tmp_path / "metrics" / "superposition" / "pairs"
+    pairs.mkdir(parents=True)
+    for a, b in (("x", "y"), ("x", "gone")):
+        (pairs / f"{a}__{b}.json").write_text(json.dumps({"arms": [a, b], "universality": {}}))
+    assert [p["arms"] for p in P.load_pairs(["x", "y", "z"])] == [["x", "y"]]
+    assert P.load_pairs(["x"]) == []

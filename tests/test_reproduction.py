@@ -88,3 +88,11 @@ def test_pin_cpu_sh_sets_the_variables_the_report_names():
     assert {k: env[k] for k in R.PIN_VARS} == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
                                               "ONEDNN_MAX_CPU_ISA": "AVX2",
                                               "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
+
+
+def test_pin_variables_are_read_from_the_script(tmp_path):
+    from tools.reproduction import pin_variables
+
+    script = tmp_path / "pin.sh"
+    script.write_text("# export NOT_THIS=1 (a comment)\nexport A_VAR=avx2   # kernels\nexport B2=\"x y\"\necho export C=1\n")
+    assert pin_variables(script) == ("A_VAR", "B2")

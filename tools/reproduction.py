@@ -26,6 +26,7 @@ import fnmatch
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,7 +134,13 @@ def report(committed: dict[str, str], now: dict[str, str], root: Path = ROOT, re
             "total": total, "headline_max_abs_diff": headline_max, "headline_not_exact": worst, "files": files}
 
 
-PIN_VARS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES")
+def pin_variables(script: Path = ROOT / "tools" / "pin_cpu.sh") -> tuple[str, ...]:
+    """The environment variables tools/pin_cpu.sh exports (its `export NAME=...` lines), read from the script, so
+    that the report names what the script sets and nothing is listed twice."""
+    return tuple(re.findall(r"^export ([A-Z_][A-Z0-9_]*)=", Path(script).read_text(), flags=re.MULTILINE))
+
+
+PIN_VARS = pin_variables()
 
 
 def pinned_kernels() -> dict[str, str]:
