@@ -4,9 +4,11 @@
 
 Reads params.yaml (sae: the training hyperparameters, sae_runs.RUN: model, n_features, architecture and its
 settings, e.g. l1), trains on artifacts/activations/MODEL/train (or on activations streamed from the model:
-activations.mode) and writes artifacts/sae/RUN/ in SAELens's layout (monosemantic/sae/train.py). While training,
-the checkpoint and the curves live in checkpoints/sae/RUN/ (not a DVC output, so a killed `dvc repro` resumes
-from it); the folder is removed once the run completes. Last, metrics/provenance/sae_RUN.json: the CPU and precision that trained it.
+activations.mode; a run of points_mult m > 1 always streams its m x n_points points, for m x sae.steps
+steps) and writes artifacts/sae/RUN/ in SAELens's layout (monosemantic/sae/train.py).
+While training, the checkpoint and the curves live in checkpoints/sae/RUN/ (not a DVC output, so a killed
+`dvc repro` resumes from it); the folder is removed once the run completes. Last, metrics/provenance/sae_RUN.json:
+the CPU and precision that trained it.
 """
 
 from monosemantic.core import paths
@@ -22,9 +24,10 @@ from monosemantic.core.utils import resolve_device, resolve_precision, seed_ever
 def main(params, name: str) -> None:
     run = params.sae_run(name)
     device = resolve_device(params.device)
-    store = open_source(params, run.model, device)  # the store, or the stream (activations.mode)
+    # the store, or the stream (activations.mode; always for a run of points_mult > 1)
+    store = open_source(params, run.model, device, points_mult=run.points_mult)
     seed_everything(params.sae.seed)
-    stats = train_sae(params.sae, run, store, paths.sae_dir(name), device=device,
+    stats = train_sae(run.training(params.sae), run, store, paths.sae_dir(name), device=device,
                       metadata=sae_metadata(name, run.model, params.transformer.n_ctx),
                       ckpt_dir=paths.sae_checkpoints(name))
     paths.remove_empty_checkpoint_dirs()

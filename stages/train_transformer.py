@@ -3,9 +3,9 @@
     python -m stages.train_transformer MODEL        (MODEL: a key of transformer.seeds)
 
 Resumes from checkpoints/transformer/MODEL.pt when a previous run with the same settings was interrupted.
-Writes artifacts/models/MODEL/{model.safetensors,config.json}, metrics/transformer/MODEL.json, the dvclive
-curves in dvclive/transformer/MODEL/ (monosemantic/lm/train.py) and metrics/provenance/transformer_MODEL.json (the
-CPU and precision that trained it: monosemantic/core/provenance.py).
+Writes artifacts/models/MODEL/{model.safetensors,config.json}, metrics/transformer/MODEL.json (with the machine
+that trained it under "trained_on"), the dvclive curves in dvclive/transformer/MODEL/ (monosemantic/lm/train.py)
+and metrics/provenance/transformer_MODEL.json (the CPU and precision that trained it: core/provenance.py).
 """
 
 from pathlib import Path
@@ -13,9 +13,17 @@ from pathlib import Path
 from monosemantic.core import paths
 from monosemantic.data.tokenizer import load_stream, load_tokenizer
 from monosemantic.lm.run import train_transformer
-from monosemantic.core.provenance import write_training_record
+from monosemantic.core.provenance import training_record, write_training_record
 from monosemantic.core.runner import stage
 from monosemantic.core.utils import resolve_device, resolve_precision
+
+
+def trained_on(device: str, precision: str) -> dict:
+    """The machine in the model's metrics record (strings: never compared as numbers): CPU, its ISA and id,
+    kernel pins, threads, torch; the full record is metrics/provenance/transformer_MODEL.json."""
+    rec = training_record("train_transformer", device, precision)
+    return {k: rec[k] for k in ("cpu", "cpu_id", "isa", "kernel_pins", "torch_cpu_capability", "threads", "torch",
+                                "device", "precision") if k in rec}
 
 
 def train_named(params, name: str, device, *, ckpt_path: Path | None, live_dir: Path | None, parallel=None,
@@ -36,7 +44,8 @@ def train_named(params, name: str, device, *, ckpt_path: Path | None, live_dir: 
 @stage("MODEL")
 def main(params, name: str) -> None:
     ckpt, device = paths.transformer_checkpoint(name), resolve_device(params.device)
-    record = train_named(params, name, device, ckpt_path=ckpt, live_dir=paths.DVCLIVE / "transformer" / name)
+    record = train_named(params, name, device, ckpt_path=ckpt, live_dir=paths.DVCLIVE / "transformer" / name,
+                         extra={"trained_on": trained_on(str(device), resolve_precision(params.precision, device))})
     write_training_record(paths.provenance("transformer", name), f"train_transformer@{name}", str(device),
                           record["precision"], kernels=params.transformer.kernels)
     for subset, row in record["subsets"].items():

@@ -84,7 +84,7 @@ def build(tmp: Path) -> World:
         sample_activations(models[m], streams[split], tmp / m / split, n_points=n, k=4, shard_points=256,
                            dtype="float32", batch_contexts=8, seed=3, split=split, progress=False)
         stores[(m, split)] = ActivationStore(tmp / m / split)
-    runs = {name: SAERun(model, n, "standard", StandardSettings(0.01))
+    runs = {name: SAERun(model, n, "standard", StandardSettings(0.01), 1)
             for name, model, n in (("A_16", "A", 16), ("A_8", "A", 8), ("B_16", "B", 16))}
     saes = {name: random_sae(stores[(r.model, "val")], r.n_features, seed) for seed, (name, r) in enumerate(runs.items())}
     llr = px.llr_tables(px.vocab_bytes(tok), px.token_counts(streams["train"].tokens, tok.get_vocab_size()))

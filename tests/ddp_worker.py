@@ -22,7 +22,7 @@ from monosemantic.sae.architectures.standard import StandardSettings  # noqa: E4
 CFG = SAEConfig(batch_size=64, steps=40, lr=3e-3, betas=(0.9, 0.999), geometric_median_points=256, log_every=10,
                 checkpoint_every=10, seed=5, fast_path="auto", encoder_screen="fp32",
                 resample=ResampleConfig(steps=(30,), dead_window=8, n_inputs=512, encoder_scale=0.2))
-RUN = SAERun(model="A", n_features=48, architecture="standard", settings=StandardSettings(l1=0.05))
+RUN = SAERun(model="A", n_features=48, architecture="standard", settings=StandardSettings(l1=0.05), points_mult=1)
 
 
 def data(n: int = 2048, d: int = 16, seed: int = 0) -> ArrayStore:

@@ -193,6 +193,10 @@ def test_stages_end_to_end_are_deterministic(tmp_path, capsys):
     m = json.loads((one / "metrics/transformer/A.json").read_text())
     assert set(m["subsets"]) == {"English", "Code", "Arabic", "Hebrew", "DNA", "Base64", "overall"}
     assert all("unigram_loss" in r for r in m["subsets"].values()) and "tokens_per_s" not in m
+    from monosemantic.core.provenance import cpu_info
+
+    assert {k: m["trained_on"][k] for k in ("cpu", "isa")} == {k: cpu_info()[k] for k in ("cpu", "isa")}
+    assert m["trained_on"]["precision"] == "fp32" and m["tokens"] == 20 * 8 * 16  # steps x batch x n_ctx
     from monosemantic.core import utils  # the stages ran in-process: their timings went to utils.TIMINGS_DIR
 
     timings = json.loads((utils.TIMINGS_DIR / "metrics__transformer__A.json").read_text())

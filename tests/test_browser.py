@@ -230,7 +230,7 @@ def test_write_site(gathered, tmp_path):
 
 
 def test_related_runs_and_config(tmp_path):
-    runs = {k: SAERun(m, n, "standard", StandardSettings(l1)) for k, (m, n, l1) in {
+    runs = {k: SAERun(m, n, "standard", StandardSettings(l1), 1) for k, (m, n, l1) in {
         "A_512": ("A", 512, 0.004), "A_1024": ("A", 1024, 0.004), "A_4096": ("A", 4096, 0.004),
         "A_4096_l1high": ("A", 4096, 0.008), "B_4096": ("B", 4096, 0.004), "random_4096": ("random", 4096, 0.004)}.items()}
     cfg = CFG  # compare_run and split_runs: auto
@@ -239,8 +239,8 @@ def test_related_runs_and_config(tmp_path):
     assert related_runs("random_4096", runs, cfg) == ("A_4096", [])
     assert related_runs("A_4096_l1high", runs, cfg) == (None, [])
     # another architecture is another recipe, even at equal settings: neither a partner nor another size
-    runs["A_2048_other"] = SAERun("A", 2048, "gated", StandardSettings(0.004))
-    runs["B_2048_other"] = SAERun("B", 2048, "gated", StandardSettings(0.004))
+    runs["A_2048_other"] = SAERun("A", 2048, "gated", StandardSettings(0.004), 1)
+    runs["B_2048_other"] = SAERun("B", 2048, "gated", StandardSettings(0.004), 1)
     assert related_runs("A_4096", runs, cfg) == ("B_4096", ["A_512", "A_1024"])
     assert related_runs("A_2048_other", runs, cfg) == ("B_2048_other", [])
     # a complete params file: the smoke profile with its browser section changed

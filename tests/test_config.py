@@ -86,10 +86,19 @@ def test_no_dataclass_of_the_schema_has_a_default():
 
 def test_a_run_is_flat_in_params_and_holds_its_architectures_settings():
     run = params_from_dict(smoke()).sae_run("A_256")
-    assert run == SAERun(model="A", n_features=256, architecture="standard", settings=StandardSettings(l1=0.004))
-    assert SAERun.keys("standard") == ["model", "n_features", "architecture", "l1"]
+    assert run == SAERun(model="A", n_features=256, architecture="standard", settings=StandardSettings(l1=0.004),
+                        points_mult=1)
+    assert SAERun.keys("standard") == ["model", "n_features", "architecture", "points_mult", "l1"]
     with pytest.raises(ConfigError, match=r"^'relu' is not an SAE architecture \(known: standard, standard_2024, "):
         SAERun.keys("relu")
+
+
+def test_points_mult_multiplies_a_runs_steps_and_nothing_else():
+    p = params_from_dict(smoke())
+    run = p.sae_run("A_256")
+    assert run.points_mult == 1 and run.training(p.sae) is p.sae
+    five = dataclasses.replace(run, points_mult=5).training(p.sae)
+    assert five == dataclasses.replace(p.sae, steps=5 * p.sae.steps) and five.steps == 5 * p.sae.steps
 
 
 def test_run_settings_are_checked_against_the_architecture_all_in_one_message():
@@ -101,7 +110,7 @@ def test_run_settings_are_checked_against_the_architecture_all_in_one_message():
     del runs["random_256"]["architecture"]
     runs["A_256_l1high"]["n_features"] = "many"
     data["sae"]["batch_size"] = "big"
-    takes = "architecture 'standard' takes: model, n_features, architecture, l1"
+    takes = "architecture 'standard' takes: model, n_features, architecture, points_mult, l1"
     assert sorted(problems(data)) == sorted([
         "sae.batch_size: expected an integer, got 'big'",
         f"sae_runs.A_128.k: unknown key ({takes})",
@@ -116,8 +125,10 @@ def test_run_setting_values_are_checked_by_the_architecture():
     data = smoke()
     data["sae_runs"]["A_128"]["l1"] = -0.5
     data["sae_runs"]["A_256"]["n_features"] = 0
+    data["sae_runs"]["B_256"]["points_mult"] = 0
     assert sorted(problems(data)) == ["sae_runs.A_128.l1: must be >= 0, got -0.5",
-                                      "sae_runs.A_256.n_features: must be positive, got 0"]
+                                      "sae_runs.A_256.n_features: must be positive, got 0",
+                                      "sae_runs.B_256.points_mult: must be >= 1, got 0"]
 
 
 def test_missing_keys_are_named_all_in_one_message():
@@ -352,12 +363,12 @@ def test_tools_profile_writes_the_merged_params_in_place_and_elsewhere(tmp_path,
     written = (tmp_path / "params.yaml").read_text()
     same(yaml.safe_load(written), yaml.safe_load((GOLDEN / "smoke.yaml").read_text()))
     assert load_params(tmp_path / "params.yaml") == load_params(ROOT / "configs" / "smoke.yaml")
-    assert "sae_runs:\n  A_128: {model: A, n_features: 128, architecture: standard, l1: 0.004}\n" in written
+    assert "sae_runs:\n  A_128: {model: A, n_features: 128, architecture: standard, points_mult: 1, l1: 0.004}\n" in written
     # params.yaml is now the applied smoke profile: merging another profile onto it is refused
     assert profile_tool.main(["paper", "--out", str(tmp_path / "p2.yaml")]) == 1
     assert "holds the applied profile 'smoke'" in capsys.readouterr().err
     assert profile_tool.main(["nope", "--out", str(tmp_path / "p3.yaml")]) == 1
-    assert "no such profile (known: medium, paper, smoke)" in capsys.readouterr().err
+    assert "no such profile (known: medium, paper, quick, smoke)" in capsys.readouterr().err
 
 
 def test_one_precision_by_default_on_every_cpu():
@@ -372,3 +383,14 @@ def test_one_precision_by_default_on_every_cpu():
     for profile in sorted((root / "configs").glob("*.yaml")):
         expected = "auto" if profile.stem in ("paper", "medium") else "fp32"  # the GPU profiles
         assert profile_dict(profile)["precision"] == expected, profile.name
+
+
+def test_quick_profile_is_the_default_at_the_one_x_budget():
+    """configs/quick.yaml: the default with 1/16 of its transformer steps and every dictionary on the store's points;
+    nothing else differs (so its numbers are the 1x arm of the budget comparison)."""
+    default, quick = load_params(ROOT / "params.yaml"), load_params(ROOT / "configs" / "quick.yaml")
+    assert default.transformer.steps == 16 * quick.transformer.steps == 24000
+    assert any(r.points_mult > 1 for r in default.sae_runs.values())
+    one_x = dataclasses.replace(default, transformer=dataclasses.replace(default.transformer, steps=1500),
+                                sae_runs={k: dataclasses.replace(r, points_mult=1) for k, r in default.sae_runs.items()})
+    assert quick == one_x

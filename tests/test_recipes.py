@@ -90,8 +90,8 @@ def test_matched_choice_is_the_nearest_l0_on_a_log_scale_among_the_references_mo
 
 
 def test_partners_share_architecture_and_settings():
-    top = lambda model, n, k: SAERun(model, n, "topk", TopKSettings(k, 256, 0.03125, 125))  # noqa: E731
-    std = lambda model, n, l1: SAERun(model, n, "standard", StandardSettings(l1))  # noqa: E731
+    top = lambda model, n, k: SAERun(model, n, "topk", TopKSettings(k, 256, 0.03125, 125), 1)  # noqa: E731
+    std = lambda model, n, l1: SAERun(model, n, "standard", StandardSettings(l1), 1)  # noqa: E731
     runs = {"A_4096": std("A", 4096, 5e-4), "A_4096_hi": std("A", 4096, 1e-3), "B_4096": std("B", 4096, 5e-4),
             "A_1024": std("A", 1024, 5e-4), "B_4096_hi": std("B", 4096, 1e-3),
             "k24": top("A", 4096, 24), "k24_1024": top("A", 1024, 24), "k12_B": top("B", 4096, 12)}
@@ -238,7 +238,7 @@ def recipes_world(tmp_path_factory):
     p = w.params
     sae = dataclasses.replace(p.sae, steps=40, batch_size=64, geometric_median_points=128, log_every=20,
                               checkpoint_every=1000, resample=dataclasses.replace(p.sae.resample, steps=()))
-    topk = lambda model, n, k: SAERun(model, n, "topk", TopKSettings(k, 8, 0.03125, 10))  # noqa: E731
+    topk = lambda model, n, k: SAERun(model, n, "topk", TopKSettings(k, 8, 0.03125, 10), 1)  # noqa: E731
     rc = RecipesConfig("A_16", ("A_16", "A_8", "B_16"), {"topk_k2": topk("A", 16, 2), "topk_k4": topk("A", 16, 4),
                                                          "topk_k4_B": topk("B", 16, 4), "topk_k4_8": topk("A", 8, 4)})
     params = dataclasses.replace(p, sae=sae, evaluate=dataclasses.replace(p.evaluate, loss_contexts=8),

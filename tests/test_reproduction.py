@@ -96,3 +96,26 @@ def test_pin_variables_are_read_from_the_script(tmp_path):
     script = tmp_path / "pin.sh"
     script.write_text("# export NOT_THIS=1 (a comment)\nexport A_VAR=avx2   # kernels\nexport B2=\"x y\"\necho export C=1\n")
     assert pin_variables(script) == ("A_VAR", "B2")
+
+
+def test_cpu_info_names_the_generation_behind_a_vague_model_name():
+    """Two AMD EPYC virtual machines both report "AMD EPYC"; family and model tell Zen 3 (25/1) from Zen 4 (25/17)."""
+    from monosemantic.core.provenance import cpu_info
+
+    text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: fpu sse4_1 avx avx2 fma avx512f\nprocessor\t: 1\ncpu family\t: 99\nmodel\t\t: 1\n")
+    assert cpu_info(text) == {"cpu": "AMD EPYC", "isa": ["avx", "avx2", "avx512f", "fma", "sse4_1"],
+                              "cpu_id": "family 25 model 17"}
+
+
+def test_training_records_name_the_kernel_pins(monkeypatch):
+    from monosemantic.core.provenance import PIN_VARS, training_record
+
+    for k in PIN_VARS:
+        monkeypatch.delenv(k, raising=False)
+    assert training_record("s", "cpu", "fp32")["kernel_pins"] == "none"
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    rec = training_record("s", "cpu", "fp32", kernels="fused")
+    assert rec["kernel_pins"] == "ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2" and rec["kernels"] == "fused"
+    assert all(isinstance(v, str) or isinstance(v, list) and all(isinstance(x, str) for x in v) for v in rec.values())

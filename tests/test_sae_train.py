@@ -20,7 +20,8 @@ from monosemantic.core.training import checkpoint_state
 from monosemantic.lm.store import ArrayStore
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = SAERun(model="A", n_features=32, architecture="standard", settings=StandardSettings(l1=0.01))
+RUN = SAERun(model="A", n_features=32, architecture="standard", settings=StandardSettings(l1=0.01),
+             points_mult=1)
 
 
 def make_store(n=1000, d=8, seed=0) -> ArrayStore:
@@ -100,7 +101,8 @@ def test_trainer_drives_any_architecture_through_the_interface(tmp_path, monkeyp
     no resampling (resamples False), the extra terms logged as train/NAME, dead features counted."""
     monkeypatch.setitem(architectures.ARCHITECTURES, "scheduled", _Scheduled)
     monkeypatch.setattr(_Scheduled, "calls", [])
-    run = SAERun(model="A", n_features=32, architecture="scheduled", settings=StandardSettings(l1=0.01))
+    run = SAERun(model="A", n_features=32, architecture="scheduled", settings=StandardSettings(l1=0.01),
+                 points_mult=1)
     cfg = make_cfg(steps=10, fast_path="sparse", resample=ResampleConfig(steps=(4,), dead_window=2, n_inputs=300,
                                                                          encoder_scale=0.2))
     trainer = SAETrainer(_Scheduled(8, 32, run.settings), cfg)

@@ -42,6 +42,26 @@ def test_streams_the_points_of_the_stored_mode(model, stream, tmp_path):
     torch.testing.assert_close(x_stream, x_store[perm], rtol=1e-5, atol=1e-6)  # same activations per token
 
 
+def test_streams_the_points_of_the_mixed_stored_mode(model, stream, tmp_path):
+    """With a training mix the stream holds the mixed store's points (same contexts and positions): the same
+    token multiset, activations equal per token, and subset b's share of the points is the mix's 0.8 (natural: 1/2)."""
+    mix = {"b": 0.8}
+    sample(model, stream, tmp_path / "s", mix=mix)
+    stored_tokens = ActivationStore(tmp_path / "s").index()["token"]
+    src = streamed(model, stream, mix=mix)
+    tokens = np.concatenate([src.block_tokens(b) for b in range(src.n_blocks)])
+    assert np.array_equal(np.sort(tokens), np.sort(stored_tokens))
+    unmixed = np.concatenate([streamed(model, stream).block_tokens(b) for b in range(src.n_blocks)])
+    assert not np.array_equal(np.sort(unmixed), np.sort(tokens))  # the mix did change which points
+    # 250 contexts of K = 4 points: 200 of them (0.8) drawn from b, some twice (b's pool is smaller: fresh positions)
+    assert np.mean(stream.doc_subset[stream.doc_of(tokens // CFG.n_ctx * CFG.n_ctx)] == 1) == 0.8
+    row_of = {t: i for i, t in enumerate(stored_tokens)}
+    torch.testing.assert_close(src.read(0, N), ActivationStore(tmp_path / "s").read(0, N)[
+        np.array([row_of[t] for t in tokens])], rtol=1e-5, atol=1e-6)
+    assert src.identity() != streamed(model, stream).identity()  # the mix names the data
+    assert src.identity() != streamed(model, stream, mix={"b": 0.7}).identity()
+
+
 def test_reads_are_a_pure_function_of_the_rows(model, stream):
     a, b = streamed(model, stream), streamed(model, stream)
     whole = a.read(0, N)
@@ -70,7 +90,7 @@ def test_sae_metrics_streamed_equal_stored_within_tolerance(model, stream, tmp_p
     cfg = SAEConfig(batch_size=64, steps=300, lr=3e-3, betas=(0.9, 0.999), geometric_median_points=256,
                     log_every=100, checkpoint_every=1000, seed=5, fast_path="auto", encoder_screen="fp32",
                     resample=ResampleConfig(steps=(100,), dead_window=50, n_inputs=512, encoder_scale=0.2))
-    run = SAERun(model="A", n_features=64, architecture="standard", settings=StandardSettings(l1=1e-3))
+    run = SAERun(model="A", n_features=64, architecture="standard", settings=StandardSettings(l1=1e-3), points_mult=1)
     train_sae(cfg, run, ActivationStore(tmp_path / "s"), tmp_path / "a", progress=False)
     src = streamed(model, stream, n_points=4000, shuffle_buffer=800)
     train_sae(cfg, run, src, tmp_path / "b", progress=False)
@@ -123,7 +143,14 @@ def test_open_source_follows_activations_mode(model, stream, tmp_path):
     other = dataclasses.replace(ps, activations=dataclasses.replace(a, seed=a.seed + 1))
     with pytest.raises(StoreError, match="another model, token stream or sampling settings"):
         open_source(other, "A", root=tmp_path)
-    mixed = dataclasses.replace(p, transformer=dataclasses.replace(p.transformer, mix={"a": 0.5}),
-                                activations=a)
-    with pytest.raises(StoreError, match="mix"):
+    mixed = dataclasses.replace(ps, transformer=dataclasses.replace(p.transformer, mix={"b": 0.8}))
+    with pytest.raises(StoreError, match="another model"):  # the mix is part of what the stream is
         open_source(mixed, "A", root=tmp_path)
+    assert open_source(mixed, "A", root=tmp_path, check=False).mix == {"b": 0.8}
+    # a run with points_mult streams points_mult x n_points points in either mode, with no stage-written stream.json
+    for mode in ("stored", "streamed"):
+        q = dataclasses.replace(ps, activations=dataclasses.replace(a, mode=mode))
+        src2 = open_source(q, "A", root=tmp_path, points_mult=2)
+        assert isinstance(src2, StreamedActivations) and src2.n_points == 2 * N
+        want = streamed(model, stream, n_points=2 * N, dtype="float16").read(0, 10)
+        torch.testing.assert_close(src2.read(0, 10), want)

@@ -36,7 +36,7 @@ def test_headline_takes_the_run_and_sizes_at_its_model_and_lambda():
 
 
 def test_run_columns_name_the_architecture_and_its_knob():
-    run = SAERun(model="A", n_features=4096, architecture="standard", settings=StandardSettings(l1=5e-4))
+    run = SAERun(model="A", n_features=4096, architecture="standard", settings=StandardSettings(l1=5e-4), points_mult=1)
     # λ is l1_coeff (the column l1 is the measured mean L1 norm of f), as before the architectures
     assert run_columns(run) == {"architecture": "standard", "knob": "l1_coeff", "l1_coeff": 5e-4}
 

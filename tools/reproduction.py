@@ -31,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monosemantic.core.provenance import cpu_info
+from monosemantic.core.provenance import PIN_VARS, cpu_info, pin_variables, pinned_kernels  # noqa: F401 (tests)
 from monosemantic.core.utils import atomic_path
 from tools.regression import flatten
 
@@ -132,20 +132,6 @@ def report(committed: dict[str, str], now: dict[str, str], root: Path = ROOT, re
             "this_run": {**cpu_info(), "kernels_pinned": pinned_kernels()},
             "bands": "d = |now - committed| within t when d <= t * max(1, |committed|)",
             "total": total, "headline_max_abs_diff": headline_max, "headline_not_exact": worst, "files": files}
-
-
-def pin_variables(script: Path = ROOT / "tools" / "pin_cpu.sh") -> tuple[str, ...]:
-    """The environment variables tools/pin_cpu.sh exports (its `export NAME=...` lines), read from the script, so
-    that the report names what the script sets and nothing is listed twice."""
-    return tuple(re.findall(r"^export ([A-Z_][A-Z0-9_]*)=", Path(script).read_text(), flags=re.MULTILINE))
-
-
-PIN_VARS = pin_variables()
-
-
-def pinned_kernels() -> dict[str, str]:
-    """The kernel-pinning variables of tools/pin_cpu.sh set in this environment (empty: the CPU's own kernels)."""
-    return {k: os.environ[k] for k in PIN_VARS if k in os.environ}
 
 
 def auto_tolerance(root: Path = ROOT) -> float:

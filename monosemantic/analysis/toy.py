@@ -97,7 +97,8 @@ def train_toy_sae(data: ToyData, n_features: int, l1: float, cfg: SAEConfig, out
     from monosemantic.analysis.inputs import load_sae
     from monosemantic.sae.train import train_sae
 
-    run = SAERun(model="toy", n_features=n_features, architecture="standard", settings=StandardSettings(l1=l1))
+    run = SAERun(model="toy", n_features=n_features, architecture="standard", settings=StandardSettings(l1=l1),
+                 points_mult=1)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp)
         stats = train_sae(cfg, run, ArrayStore(data.x), out, resume=False, progress=False)

@@ -202,6 +202,9 @@ class SAERun:
     n_features: int
     architecture: str  # a key of sae.architectures.ARCHITECTURES
     settings: Any  # an instance of that architecture's Settings (frozen dataclass; flat in params.yaml)
+    # m: train on m x activations.n_points points (m > 1: streamed from the model in either activations.mode, the
+    # store holding n_points) for m x sae.steps steps, one pass over them as at 1
+    points_mult: int
 
     @staticmethod
     def keys(architecture: str) -> list[str]:
@@ -230,14 +233,21 @@ class SAERun:
         own = build_fields(Settings, keys[len(RUN_KEYS):], data, where, errs, f"missing key ({takes})")
         return None if len(errs) > n_errs else cls(**head, settings=Settings(**own))
 
+    def training(self, sae: "SAEConfig") -> "SAEConfig":
+        """This run's hyperparameters: the sae section with points_mult x its steps (one pass over the run's
+        points_mult x activations.n_points points, as a run at 1 makes over the store)."""
+        return sae if self.points_mult == 1 else dataclasses.replace(sae, steps=sae.steps * self.points_mult)
+
     def check(self) -> list[str]:
         errs = []
         if self.n_features <= 0:
             errs.append(f"n_features: must be positive, got {self.n_features}")
+        if self.points_mult < 1:
+            errs.append(f"points_mult: must be >= 1, got {self.points_mult}")
         return errs + self.settings.check()
 
 
-RUN_KEYS = ("model", "n_features", "architecture")  # an SAERun's own keys; the others are its settings
+RUN_KEYS = ("model", "n_features", "architecture", "points_mult")  # an SAERun's own keys; the others: its settings
 
 
 @dataclass(frozen=True)
@@ -247,6 +257,7 @@ class _RunKeys:
     model: str
     n_features: int
     architecture: str
+    points_mult: int
 
 
 def _settings_class(architecture: str) -> type:

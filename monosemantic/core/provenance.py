@@ -11,28 +11,55 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 
 from monosemantic.core.utils import write_json
 
 # ISA extensions whose presence changes which kernels PyTorch, MKL and oneDNN run (and so fp32 rounding)
 ISA_PREFIXES = ("avx", "fma", "amx", "sse4")
+# holds PyTorch, MKL, oneDNN and numpy to AVX2 kernels on any CPU (the Quick start and CI source it)
+PIN_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "pin_cpu.sh"
+
+
+def pin_variables(script: str | Path = PIN_SCRIPT) -> tuple[str, ...]:
+    """The environment variables tools/pin_cpu.sh exports (its `export NAME=...` lines), read from the script, so
+    that what a record names is what the script sets."""
+    try:
+        return tuple(re.findall(r"^export ([A-Z_][A-Z0-9_]*)=", Path(script).read_text(), flags=re.MULTILINE))
+    except OSError:  # an installed copy without the repository's tools/
+        return ()
+
+
+PIN_VARS = pin_variables()
+
+
+def pinned_kernels() -> dict[str, str]:
+    """The kernel-pinning variables of tools/pin_cpu.sh set in this environment (empty: the CPU's own kernels)."""
+    return {k: os.environ[k] for k in PIN_VARS if k in os.environ}
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, object]:
-    """{"cpu": model name, "isa": sorted ISA flags that matter} from /proc/cpuinfo (or the text given)."""
+    """{"cpu": model name, "isa": sorted ISA flags that matter, "cpu_id": "family F model M" (x86)} from
+    /proc/cpuinfo (or the text given)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             cpuinfo = ""
-    model, flags = platform.processor(), []
+    model, flags, ident = platform.processor(), [], {}
     for line in cpuinfo.splitlines():
-        if line.startswith("model name") and model in ("", platform.processor()):
+        key = line.split(":", 1)[0].strip()
+        if key == "model name" and model in ("", platform.processor()):
             model = line.split(":", 1)[1].strip()
-        if line.startswith("flags") and not flags:
+        if key in ("cpu family", "model") and key not in ident:
+            ident[key] = line.split(":", 1)[1].strip()
+        if key == "flags" and not flags:
             flags = sorted(f for f in line.split(":", 1)[1].split() if f.startswith(ISA_PREFIXES))
-    return {"cpu": model, "isa": flags}
+    info = {"cpu": model, "isa": flags}
+    if ident:  # the model name alone can hide the generation ("AMD EPYC" on both Zen 3 and Zen 4 virtual machines)
+        info["cpu_id"] = " ".join(f"{'family' if k == 'cpu family' else k} {v}" for k, v in sorted(ident.items()))
+    return info
 
 
 def platform_info() -> dict[str, object]:
@@ -49,10 +76,12 @@ def training_record(stage: str, device: str, precision: str, **extra: str) -> di
     """The provenance of one trained artifact, strings only (see the module docstring)."""
     import torch
 
-    info = cpu_info()
-    record = {"stage": stage, "cpu": info["cpu"], "isa": info["isa"], "device": device, "precision": precision,
+    pins = pinned_kernels()
+    record = {"stage": stage, **cpu_info(), "device": device, "precision": precision,
               "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-              "threads": str(torch.get_num_threads()), **{k: str(v) for k, v in extra.items()}}
+              "threads": str(torch.get_num_threads()),
+              "kernel_pins": " ".join(f"{k}={v}" for k, v in pins.items()) or "none",
+              **{k: str(v) for k, v in extra.items()}}
     if device.startswith("cuda") and torch.cuda.is_available():
         record["gpu"] = torch.cuda.get_device_name()
     return record

@@ -19,6 +19,10 @@ or the order of reads (data-parallel ranks read disjoint slices of the same glob
 run reads the same rows. Memory is bounded by the cache of two blocks (2 S d float32) plus one forward batch.
 Rows are rounded through activations.dtype, as the store would hold them.
 
+With transformer.mix (mix.py) the contexts are those of the stored mode's mixed schedule
+(activations.mixed_context_schedule: each subset's quota of contexts, interleaved by one seeded permutation), in
+its order; blocks cut that order as above. The mix is part of the stream's identity.
+
 Mixing. In a batch of B points drawn uniformly from S points of S / k contexts, the share of the pairs of
 points that come from the same context is (k − 1) / (S − 1) (global shuffle of N points: (k − 1) / (N − 1);
 no shuffle: about (k − 1) / (B − 1)). `same_context_share` measures it on real batches.
@@ -35,7 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic.lm.activations import CONTEXT_ORDER, POSITION_ORDER, SPLIT_IDS, _seed, plan, position_order
+from monosemantic.data.mix import context_quotas, context_subsets, mix_shares
+from monosemantic.lm.activations import (CONTEXT_ORDER, POSITION_ORDER, SPLIT_IDS, _seed, mixed_context_schedule, plan,
+                                          position_order)
 from monosemantic.lm.store import StoreError, from_storage, to_storage
 from monosemantic.core.utils import autocast, write_json
 
@@ -50,7 +56,8 @@ class StreamedActivations:
 
     def __init__(self, model, stream, *, n_points: int, k: int, shuffle_buffer: int, seed: int,
                  batch_contexts: int, dtype: str = "float32", split: str = "train",
-                 device: torch.device | str = "cpu", cache_blocks: int = 2, precision: str = "fp32"):
+                 device: torch.device | str = "cpu", cache_blocks: int = 2, precision: str = "fp32",
+                 mix: dict[str, float] | None = None):
         if shuffle_buffer % k:
             raise ValueError(f"shuffle_buffer {shuffle_buffer} must be a multiple of tokens_per_context {k}")
         self.model = model.eval().to(device)
@@ -60,6 +67,14 @@ class StreamedActivations:
         self.batch_contexts, self.dtype, self.device = batch_contexts, dtype, torch.device(device)
         self.precision = precision  # of the forward pass (utils.autocast), as the sampling stage's
         self.available, self.needed, self.passes = plan(len(stream), self.n_ctx, n_points, k)
+        self.mix = dict(mix or {})
+        self._mixed = None  # the mixed schedule's (context ids, passes), in sampling order
+        if self.mix:  # the stored mode's schedule (activations._schedule), whole: needed is small (n_points / k)
+            quotas = {stream.subsets.index(s): q
+                      for s, q in context_quotas(self.needed, mix_shares(stream, self.mix)).items()}
+            self._mixed = next(mixed_context_schedule(context_subsets(stream, self.n_ctx, self.available), quotas,
+                                                      self.n_ctx, k, seed, split))
+            self.passes = int(self._mixed[1].max()) + 1
         self.pos_key = int(_seed(seed, split, POSITION_ORDER).generate_state(1, np.uint64)[0])
         self._perms: dict[int, np.ndarray] = {}
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
@@ -80,6 +95,8 @@ class StreamedActivations:
         h.update(np.asarray(toks[-(1 << 20):]).tobytes())
         h.update(repr((len(toks), self.n_points, self.k, self.block_points, self.seed, self.dtype, self.split,
                        self.n_ctx, self.precision)).encode())
+        if self.mix:  # (unmixed streams keep the identities they had before the mix was supported)
+            h.update(repr(sorted(self.mix.items())).encode())
         return h.hexdigest()
 
     def __len__(self) -> int:
@@ -104,6 +121,8 @@ class StreamedActivations:
         """(context ids, pass of each) of block b, in sampling order."""
         per_block = self.block_points // self.k
         j = np.arange(b * per_block, min((b + 1) * per_block, self.needed))
+        if self._mixed is not None:
+            return self._mixed[0][j], self._mixed[1][j]
         passes = j // self.available
         ids = np.empty(len(j), dtype=np.int64)
         for e in np.unique(passes):
@@ -196,13 +215,16 @@ def write_stream_manifest(out_dir: str | Path, stream: "StreamedActivations", ex
 
 
 def open_source(params, model_name: str, device: torch.device | str = "cpu",
-                root: str | Path = "artifacts", check: bool = True):
+                root: str | Path = "artifacts", check: bool = True, points_mult: int = 1):
     """The SAE's training data for `model_name`: the activation store (activations.mode: stored) or the
-    stream (streamed: the transformer artifacts/models/MODEL on the train tokens). With `check`, a streamed
-    source must match the stream.json that the sample_activations stage wrote (a StoreError otherwise)."""
+    stream (streamed: the transformer artifacts/models/MODEL on the train tokens, by transformer.mix). With
+    `check`, a streamed source must match the stream.json that the sample_activations stage wrote (a StoreError
+    otherwise). points_mult > 1 (a run's sae_runs.RUN.points_mult): the first points_mult x activations.n_points
+    points of the stream, in either mode (the store holds n_points); the stage's stream.json does not describe
+    it, so it is not checked against one (the SAE stage's DVC deps are the model and the tokens it is made from)."""
     root = Path(root)
     a = params.activations
-    if a.mode == "stored":
+    if a.mode == "stored" and points_mult == 1:
         from monosemantic.lm.store import ActivationStore
 
         return ActivationStore(root / "activations" / model_name / "train")
@@ -210,15 +232,14 @@ def open_source(params, model_name: str, device: torch.device | str = "cpu",
     from monosemantic.lm.model import Transformer
     from monosemantic.core.utils import resolve_precision
 
-    if getattr(params.transformer, "mix", None):
-        raise StoreError("activations.mode streamed does not apply transformer.mix (mix.py) yet; use mode stored")
     device = torch.device(device)
     model = Transformer.load(root / "models" / model_name, device)
-    stream = StreamedActivations(model, load_stream(root / "tokens", "train"), n_points=a.n_points,
+    stream = StreamedActivations(model, load_stream(root / "tokens", "train"), n_points=a.n_points * points_mult,
                                  k=a.tokens_per_context, shuffle_buffer=a.shuffle_buffer, seed=a.seed,
                                  batch_contexts=a.batch_contexts, dtype=a.dtype, device=device,
-                                 precision=resolve_precision(getattr(params, "precision", "fp32"), device))
-    if check:
+                                 precision=resolve_precision(getattr(params, "precision", "fp32"), device),
+                                 mix=getattr(params.transformer, "mix", None))
+    if check and points_mult == 1:
         path = root / "activations" / model_name / "train" / STREAM_FILE
         if not path.exists():
             raise StoreError(f"{path}: missing; run `dvc repro sample_activations@{model_name}` (streamed mode)")

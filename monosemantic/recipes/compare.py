@@ -87,8 +87,8 @@ def train_recipe(params, rc: RecipesConfig, name: str, device, progress: bool = 
     with the sae section's hyperparameters; reuse the dictionary when it was trained from the same fingerprint
     (params, run, data, training code: sae/train.py). Returns its train_stats."""
     run, out = rc.runs[name], recipe_dir(name)
-    store = open_source(params, run.model, device)
-    key = _fingerprint(params.sae, run, store)  # what a checkpoint of the run must agree on to be resumed
+    store, sae = open_source(params, run.model, device, points_mult=run.points_mult), run.training(params.sae)
+    key = _fingerprint(sae, run, store)  # what a checkpoint of the run must agree on to be resumed
     if (out / FINGERPRINT_FILE).exists() and (out / FINGERPRINT_FILE).read_text().strip() == key:
         try:
             verify_sae_dir(out)
@@ -97,7 +97,7 @@ def train_recipe(params, rc: RecipesConfig, name: str, device, progress: bool = 
         except ArtifactError:
             pass  # corrupted or incomplete: train again
     (out / FINGERPRINT_FILE).unlink(missing_ok=True)
-    stats = train_sae(params.sae, run, store, out, device=device, progress=progress,
+    stats = train_sae(sae, run, store, out, device=device, progress=progress,
                       metadata=sae_metadata(name, run.model, params.transformer.n_ctx),
                       ckpt_dir=recipe_checkpoints(name))
     (out / FINGERPRINT_FILE).write_text(key + "\n")

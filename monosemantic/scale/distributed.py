@@ -198,7 +198,8 @@ def _sae(params, name: str, device) -> None:
 
     run = params.sae_run(name)
     stats = train_sae_distributed(
-        params.sae, run, open_source(params, run.model, device), paths.sae_dir(name), paths.sae_checkpoints(name),
+        run.training(params.sae), run, open_source(params, run.model, device, points_mult=run.points_mult),
+        paths.sae_dir(name), paths.sae_checkpoints(name),
         device=device, metadata=sae_metadata(name, run.model, params.transformer.n_ctx))
     if world()[0] == 0 and stats:
         from monosemantic.core.provenance import write_training_record
