@@ -184,6 +184,26 @@ def pipeline(workdir: Path) -> None:
     run_stage(workdir, "sample_activations.py", "random")
 
 
+def test_a_run_of_points_mult_m_trains_on_m_times_the_points_for_m_times_the_steps(tmp_path):
+    """Stage train_sae: A_128 at points_mult 3 streams 3 x 600 points (the store holds 600) for 3 x 20 steps;
+    A_256 at 1 reads the store for 20 steps (stats: steps, and epochs = steps x batch / points)."""
+    import yaml
+
+    pipeline(tmp_path)
+    p = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    p["sae"].update(steps=20, log_every=5, checkpoint_every=10, geometric_median_points=64)
+    p["sae"]["resample"].update(steps=[10], dead_window=5, n_inputs=128)
+    p["sae_runs"]["A_128"]["points_mult"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    for run in ("A_128", "A_256"):
+        run_stage(tmp_path, "train_sae.py", run)
+    stats = {r: json.loads((tmp_path / "artifacts/sae" / r / "train_stats.json").read_text())
+             for r in ("A_128", "A_256")}
+    assert (stats["A_128"]["steps"], stats["A_256"]["steps"]) == (60, 20)
+    assert stats["A_128"]["epochs"] == pytest.approx(60 * 64 / 1800) and stats["A_256"]["epochs"] == pytest.approx(
+        20 * 64 / 600)
+
+
 def test_stages_end_to_end_are_deterministic(tmp_path, capsys):
     pipeline(tmp_path / "one")
     pipeline(tmp_path / "two")

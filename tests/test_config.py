@@ -363,7 +363,8 @@ def test_tools_profile_writes_the_merged_params_in_place_and_elsewhere(tmp_path,
     written = (tmp_path / "params.yaml").read_text()
     same(yaml.safe_load(written), yaml.safe_load((GOLDEN / "smoke.yaml").read_text()))
     assert load_params(tmp_path / "params.yaml") == load_params(ROOT / "configs" / "smoke.yaml")
-    assert "sae_runs:\n  A_128: {model: A, n_features: 128, architecture: standard, points_mult: 1, l1: 0.004}\n" in written
+    run = "A_128: {model: A, n_features: 128, architecture: standard, points_mult: 1, l1: 0.004}"
+    assert f"sae_runs:\n  {run}\n" in written
     # params.yaml is now the applied smoke profile: merging another profile onto it is refused
     assert profile_tool.main(["paper", "--out", str(tmp_path / "p2.yaml")]) == 1
     assert "holds the applied profile 'smoke'" in capsys.readouterr().err
@@ -391,6 +392,6 @@ def test_quick_profile_is_the_default_at_the_one_x_budget():
     default, quick = load_params(ROOT / "params.yaml"), load_params(ROOT / "configs" / "quick.yaml")
     assert default.transformer.steps == 16 * quick.transformer.steps == 24000
     assert any(r.points_mult > 1 for r in default.sae_runs.values())
-    one_x = dataclasses.replace(default, transformer=dataclasses.replace(default.transformer, steps=1500),
-                                sae_runs={k: dataclasses.replace(r, points_mult=1) for k, r in default.sae_runs.items()})
-    assert quick == one_x
+    runs = {k: dataclasses.replace(r, points_mult=1) for k, r in default.sae_runs.items()}
+    transformer = dataclasses.replace(default.transformer, steps=1500)
+    assert quick == dataclasses.replace(default, transformer=transformer, sae_runs=runs)
