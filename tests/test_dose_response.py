@@ -47,7 +47,8 @@ def test_arm_measures_every_proxy_at_its_share(arm_run):
         assert lo - 0.05 <= p["feature_r"] - p["best_neuron_r"] <= hi + 0.05 and lo <= hi
     w = out["at_training_mix"]["weights"]
     assert w["Arabic"] < 1 < w["English"]  # rare contexts weighted down to their 2%, the rest up
-    assert out["transformer_tokens"] == params.transformer.steps * params.transformer.batch_size * params.transformer.n_ctx
+    t = params.transformer
+    assert out["transformer_tokens"] == params.superposition.base_steps * t.batch_size * t.n_ctx  # tokens_mult 1
     assert not (work / "activations").exists()  # the arm's activations are scratch
     assert (work / "sae" / "sae_weights.safetensors").exists()
 
@@ -190,7 +191,9 @@ def test_an_arm_at_the_pipelines_mix_and_seed_trains_model_A_bit_for_bit(smoke_r
     params = load_params(root / "params.yaml")
     arm = SuperpositionArm(mix=dict(params.transformer.mix), tokens_mult=1, sae_points_mult=1,
                            seed=params.transformer_seed("A"))
-    params = dataclasses.replace(params, superposition=dataclasses.replace(params.superposition, arms={"a": arm}))
+    # tokens_mult 1 is superposition.base_steps: here the reference's own steps
+    sp = dataclasses.replace(params.superposition, arms={"a": arm}, base_steps=params.transformer.steps)
+    params = dataclasses.replace(params, superposition=sp)
     cpu = torch.device("cpu")
     # fp32 sums depend on the thread count: train with the one the reference's stage ran with (its provenance record;
     # the test session itself runs torch on 1 thread)

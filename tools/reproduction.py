@@ -25,8 +25,6 @@ import csv
 import fnmatch
 import io
 import json
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path

@@ -1,10 +1,11 @@
 """The dose-response experiment: the rare contexts' share of the training mix against features-vs-neurons.
 
 Each arm (params: superposition.arms) trains a transformer with the arm's seed (A's, 1, except in replicate arms)
-on its mix (mix.py) for tokens_mult x transformer.steps, samples activations (the train split by the mix, the
-held-out split natural, so every arm is measured on the same tokens), trains a dictionary with the recipe of sae_runs[superposition.run]
-(sae_points_mult x its points), and compares features with neurons (superposition.features_vs_neurons), with
-whether each rare context is still learned (validation loss below the subset's unigram loss).
+on its mix (mix.py) for tokens_mult x superposition.base_steps, samples activations (the train split by the mix,
+the held-out split natural, so every arm is measured on the same tokens), trains a dictionary with the recipe of
+sae_runs[superposition.run] (on sae_points_mult x activations.n_points points, whatever that run's own points_mult),
+and compares features with neurons (superposition.features_vs_neurons), with whether each rare context is still
+learned (validation loss below the subset's unigram loss).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from monosemantic.core import paths
+from monosemantic.core.config import TransformerConfig
 from monosemantic.analysis import proxies as px
 from monosemantic.analysis.inputs import load_feature_counts, load_sae
 from monosemantic.lm.activations import sample_activations
@@ -29,6 +31,13 @@ from monosemantic.lm.store import ActivationStore
 from monosemantic.analysis.superposition import (PROXY_SUBSET, blind_unigram_losses, context_learned,
                                                  context_recognized, features_vs_neurons)
 from monosemantic.data.tokenizer import load_stream, load_tokenizer
+
+
+def arm_transformer(params, arm) -> TransformerConfig:
+    """An arm's transformer settings: the pipeline's, with the arm's mix and tokens_mult x superposition.base_steps
+    steps (an absolute budget: the arms keep their meaning when transformer.steps moves)."""
+    return dataclasses.replace(params.transformer, mix=dict(arm.mix),
+                               steps=params.superposition.base_steps * arm.tokens_mult)
 
 
 def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, precision: str,
@@ -43,8 +52,7 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     train_stream, val_stream = load_stream(tokens_dir, "train"), load_stream(tokens_dir, "val")
-    tcfg = dataclasses.replace(params.transformer, mix=dict(arm.mix),
-                               steps=params.transformer.steps * arm.tokens_mult)
+    tcfg = arm_transformer(params, arm)
     vocab = _vocab_size(tokens_dir)
     mcfg = ModelConfig.from_params(tcfg, vocab)
     seed = arm.seed
@@ -73,8 +81,8 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
                            k=a.tokens_per_context, shard_points=a.shard_points, dtype=a.dtype,
                            batch_contexts=a.batch_contexts, seed=a.seed, split=split, device=device,
                            progress=progress, mix=mix, precision=precision)
-    run = params.sae_runs[sp.run]
-    scfg = dataclasses.replace(params.sae, steps=params.sae.steps * arm.sae_points_mult)
+    run = dataclasses.replace(params.sae_runs[sp.run], points_mult=arm.sae_points_mult)
+    scfg = run.training(params.sae)
     stats = train_sae(scfg, run, ActivationStore(acts / "train"), work / "sae", device=device, progress=progress,
                       metadata={"run_name": f"superposition_{arm_name}"})
     sae = load_sae(work / "sae")

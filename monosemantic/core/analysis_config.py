@@ -184,5 +184,8 @@ class SuperpositionConfig:
     `run`."""
 
     run: str
+    # the 1x budget: an arm trains its transformer for tokens_mult x base_steps steps (1,500: 6,144,000 tokens, the
+    # pipeline's budget when the experiment was run; absolute, so the arms keep their meaning when the default moves)
+    base_steps: int
     arms: dict[str, SuperpositionArm]
 

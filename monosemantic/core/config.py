@@ -355,6 +355,8 @@ class Params:
         sp = self.superposition
         for name, arm in sp.arms.items():
             errs += [f"superposition.arms.{name}.{e}" for e in arm.check()]
+        if sp.base_steps < 1:
+            errs.append(f"superposition.base_steps: must be >= 1, got {sp.base_steps}")
         if sp.arms and sp.run not in self.sae_runs:
             errs.append(f"superposition.run: {sp.run!r} is not in sae_runs")
         for section in (self.corpus, self.tokenizer, self.transformer, self.activations, self.sae, self.evaluate,

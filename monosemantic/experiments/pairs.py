@@ -5,7 +5,6 @@ counts, and universality between the two. Two trainings of one mix give the spre
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 
 from monosemantic.analysis import universality as uv
+from monosemantic.analysis.dose_response import arm_transformer
 from monosemantic.analysis.inputs import Dictionary, load_feature_counts, load_sae
 from monosemantic.core import paths
 from monosemantic.data.tokenizer import load_stream, load_tokenizer
@@ -36,10 +36,10 @@ def pair_metrics(arm_a: str, arm_b: str) -> Path:
 def arm_model_dir(params, arm_name: str, root: str | Path, precision: str,
                   tokens_dir: str | Path = paths.TOKENS) -> Path:
     """Where run_arm (analysis/dose_response.py) keeps the arm's trained transformer: root/models/FINGERPRINT[:20]
-    of its training settings (the pipeline's transformer with the arm's mix and tokens_mult x steps), seed,
+    of its training settings (dose_response.arm_transformer: the arm's mix, tokens_mult x base_steps), seed,
     precision and train tokens; the same computation as run_arm's."""
     arm = params.superposition.arms[arm_name]
-    tcfg = dataclasses.replace(params.transformer, mix=dict(arm.mix), steps=params.transformer.steps * arm.tokens_mult)
+    tcfg = arm_transformer(params, arm)
     vocab = load_tokenizer(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json").get_vocab_size()
     mcfg = ModelConfig.from_params(tcfg, vocab)
     return Path(root) / "models" / fingerprint(tcfg, mcfg, arm.seed, load_stream(tokens_dir, "train"), precision)[:20]
