@@ -1,6 +1,7 @@
 """Stage summarize: the sweep table, metrics/summary.json's headline, plot data and the sweep's paper figures.
 
-Reads metrics/sae/*.json, the headline blocks of metrics/analysis/*.json, the dose-response table
+Reads metrics/sae/*.json, the headline blocks of metrics/analysis/*.json, the features-vs-neurons comparisons of
+A/1 and B/1 (metrics/analysis/neurons_vs_features.json, features_vs_neurons_B_4096.json), the dose-response table
 (metrics/dose_response.json, when the experiment has been run), artifacts/eval/*/feature_density.npy and the
 SAE training curves (monosemantic/sae/sweep.py); writes metrics/sweep.csv, metrics/summary.json,
 plots/{l0_vs_loss_recovered,sae_training/*}.csv and
@@ -14,7 +15,8 @@ import numpy as np
 from monosemantic.core import paths
 from monosemantic.figures import sae as figures
 from monosemantic.core.runner import stage
-from monosemantic.sae.sweep import SWEEP_COLUMNS, collect_headlines, headline, read_curves, sweep_table
+from monosemantic.sae.sweep import (SWEEP_COLUMNS, collect_headlines, headline, pipeline_verdicts, read_curves,
+                                    sweep_table)
 from monosemantic.core.utils import write_csv, write_json
 
 
@@ -25,6 +27,13 @@ def main(params) -> None:
     write_csv(sweep.reindex(columns=SWEEP_COLUMNS), paths.METRICS / "sweep.csv")
     summary = {"headline": {**headline(sweep, cfg.headline_run),
                             **collect_headlines(paths.METRICS / "analysis", paths.METRICS / "dose_response.json")}}
+    # the verdict over the pipeline's two trainings: A/1 (stage neurons_vs_features) and B/1 (features_vs_neurons)
+    a, b = params.analysis.run, params.analysis.compare_run
+    fvn = {a: json.loads(paths.analysis_metrics("neurons_vs_features").read_text())["features_vs_neurons"],
+           b: json.loads(paths.analysis_metrics(f"features_vs_neurons_{b}").read_text())["features_vs_neurons"]}
+    seeds = {r: params.transformer_seed(params.sae_run(r).model) for r in fvn}
+    summary["headline"].setdefault("features_vs_neurons_across_trainings", {})["pipeline"] = \
+        pipeline_verdicts(fvn, seeds)
     write_json(paths.METRICS / "summary.json", summary)
 
     # the paper's Figs. 12 and 13 (by λ): the headline model's dictionaries of the paper's recipe

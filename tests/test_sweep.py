@@ -103,3 +103,24 @@ def test_corpus_statistics_counts_documents_and_characters(tmp_path):
     assert s["train"]["English"] == {"documents": 2, "chars": 6, "char_share": 0.6}
     assert s["train"]["Arabic"]["chars"] == 4 and s["train"]["total"] == {"documents": 3, "chars": 10, "char_share": 1.0}
     assert list(s["train"]) == ["Arabic", "English", "total"] and s["val"]["DNA"]["char_share"] == 1.0
+
+
+def test_pipeline_verdicts_count_the_trainings_whose_best_feature_beats_the_best_neuron():
+    from monosemantic.sae.sweep import pipeline_verdicts
+
+    def fvn(arabic, dna, natural_arabic):  # (feature r, best neuron r) at the training mix, and as the points come
+        row = lambda f, n: {"feature_r": f, "best_neuron_r": n, "nearest_neuron_r": n}  # noqa: E731
+        return {"proxies": {"arabic": row(*natural_arabic), "dna": row(0.5, 0.5)},
+                "at_training_mix": {"proxies": {"arabic": row(*arabic), "dna": row(*dna)}}}
+
+    out = pipeline_verdicts({"A_4096": fvn((0.8, 0.5), (0.61, 0.62), (0.1, 0.9)),
+                             "B_4096": fvn((0.7, 0.6), (0.62, 0.61), (0.1, 0.9))}, {"A_4096": 1, "B_4096": 2})
+    assert out["runs"] == ["A_4096", "B_4096"] and out["seeds"] == [1, 2]
+    assert out["proxies"]["arabic"] == {"verdict": "2 of 2", "feature_wins": 2, "n": 2, "gap_min": 0.1,
+                                        "gap_max": 0.3}
+    assert out["proxies"]["dna"]["verdict"] == "1 of 2"
+    assert out["proxies"]["dna"]["gap_min"] == -0.01 and out["proxies"]["dna"]["gap_max"] == 0.01
+    assert out["proxies_won_in_most_trainings"] == 1  # a 1-of-2 is not most
+    natural = pipeline_verdicts({"A": fvn((0.8, 0.5), (0, 1), (0.1, 0.9))}, {"A": 1}, view="")
+    assert natural["proxies"]["arabic"]["verdict"] == "0 of 1"  # the view read is the one asked for
+    assert natural["proxies"]["dna"]["verdict"] == "0 of 1"  # a tie is not a win

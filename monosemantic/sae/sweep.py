@@ -94,6 +94,23 @@ def verdicts_across_trainings(replicates: list[dict], view: str = "at_training_m
     return out
 
 
+def pipeline_verdicts(fvn_by_run: dict[str, dict], seeds: dict[str, int], view: str = "at_training_mix") -> dict:
+    """The features-vs-neurons verdict over the pipeline's own trainings (A/1 and B/1: one dictionary of each
+    transformer, from stages neurons_vs_features and features_vs_neurons), in the shape of verdicts_across_trainings:
+    per proxy, in how many of the runs the best feature's r beats the best neuron's (`view`: "at_training_mix", or
+    "" for the held-out points as they come), with the range of the gap, and the proxies won in most (> n / 2)."""
+    runs = list(fvn_by_run)
+    out: dict = {"runs": runs, "seeds": [seeds[r] for r in runs], "proxies": {}}
+    tables = {r: (f[view] if view else f)["proxies"] for r, f in fvn_by_run.items()}
+    for proxy in tables[runs[0]]:
+        gaps = [tables[r][proxy]["feature_r"] - tables[r][proxy]["best_neuron_r"] for r in runs]
+        wins = sum(g > 0 for g in gaps)
+        out["proxies"][proxy] = {"verdict": f"{wins} of {len(runs)}", "feature_wins": wins, "n": len(runs),
+                                 "gap_min": round(min(gaps), 4), "gap_max": round(max(gaps), 4)}
+    out["proxies_won_in_most_trainings"] = sum(p["feature_wins"] * 2 > p["n"] for p in out["proxies"].values())
+    return out
+
+
 def read_curves(live_dir: Path) -> pd.DataFrame:
     """An SAE's logged training metrics (the dvclive TSVs under artifacts/sae/RUN/live), one column each by step."""
     frames = []
