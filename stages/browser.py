@@ -30,6 +30,7 @@ from monosemantic.browser.site import site_data, write_site
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import ActivationStore
 from monosemantic.core.runner import stage
+from monosemantic.core.utils import torch_threads
 
 SCREENSHOT = "--screenshot"
 SCREENSHOT_PNG = paths.figure("browser_feature.png")
@@ -97,17 +98,11 @@ def build(params, name: str | None, with_screenshot: bool) -> None:
         raise shot.ScreenshotError("--screenshot needs Chromium, which is not installed: "
                                    "apt-get install -y chromium chromium-driver")
     cfg = dataclasses.replace(params.browser, run=name) if name else params.browser
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        with torch.no_grad():
-            inputs = load_inputs(params, cfg)
-            print(f"browser {cfg.run}: splitting {[p.name for p in inputs.split]}, "
-                  f"universality {inputs.compare.name if inputs.compare else None}, "
-                  f"{len(inputs.automata)} automata")
-            data = site_data(inputs, gather(inputs, cfg), cfg)
-    finally:
-        torch.set_num_threads(threads)  # as it was (the stage also runs in-process in the tests)
+    with torch_threads(cfg.threads), torch.no_grad():
+        inputs = load_inputs(params, cfg)
+        print(f"browser {cfg.run}: splitting {[p.name for p in inputs.split]}, "
+              f"universality {inputs.compare.name if inputs.compare else None}, {len(inputs.automata)} automata")
+        data = site_data(inputs, gather(inputs, cfg), cfg)
     out = paths.browser_dir(cfg.run)
     sizes = write_site(data, out)
     feature = shot.feature_to_show(data["index"], cfg.screenshot_feature)

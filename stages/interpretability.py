@@ -25,7 +25,6 @@ fig8_autointerp.png and fig11_automata.png.
 
 import time
 
-import torch
 from tqdm import tqdm
 
 from monosemantic.core import paths
@@ -37,7 +36,7 @@ from monosemantic.figures import interpretability as ifig
 from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import ActivationStore
 from monosemantic.core.runner import stage
-from monosemantic.core.utils import write_json
+from monosemantic.core.utils import torch_threads, write_json
 
 
 def load_groups(analysis) -> dict[str, study.Group]:
@@ -53,12 +52,12 @@ def load_groups(analysis) -> dict[str, study.Group]:
 @stage()
 def main(params) -> None:
     t0 = time.perf_counter()
-    torch.set_num_threads(params.interpretability.threads)
     tok = load_tokenizer(paths.TOKENIZER)
     streams = {s: load_stream(paths.TOKENS, s) for s in study.SPLITS}
     groups = load_groups(params.analysis)
-    out, records, spot, fig = study.analyse(params.interpretability, params.analysis, tok, streams, groups,
-                                            progress=lambda it, group: tqdm(it, desc=group, mininterval=5))
+    with torch_threads(params.interpretability.threads):
+        out, records, spot, fig = study.analyse(params.interpretability, params.analysis, tok, streams, groups,
+                                                progress=lambda it, group: tqdm(it, desc=group, mininterval=5))
     ifig.automata_figure(fig["automata"], paths.figure("fig11_automata.png"))
     folder = paths.analysis_dir("interpretability")
     folder.mkdir(parents=True, exist_ok=True)

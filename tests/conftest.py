@@ -1,14 +1,13 @@
 import pytest
-import torch
 
 
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models gain nothing from threads and lose a lot when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    from monosemantic.core.utils import torch_threads
+
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

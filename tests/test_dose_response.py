@@ -185,7 +185,7 @@ def test_an_arm_at_the_pipelines_mix_and_seed_trains_model_A_bit_for_bit(smoke_r
     model at that budget, and a 16x arm at the default mix is a 16x default's model A or B)."""
     import hashlib
 
-    from monosemantic.core.utils import resolve_precision
+    from monosemantic.core.utils import resolve_precision, torch_threads
 
     root = Path(smoke_reference)
     params = load_params(root / "params.yaml")
@@ -198,13 +198,9 @@ def test_an_arm_at_the_pipelines_mix_and_seed_trains_model_A_bit_for_bit(smoke_r
     # fp32 sums depend on the thread count: train with the one the reference's stage ran with (its provenance record;
     # the test session itself runs torch on 1 thread)
     threads = int(json.loads((root / "metrics/provenance/transformer_A.json").read_text())["threads"])
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         D.run_arm(params, "a", tmp_path / "a", cpu, resolve_precision(params.precision, cpu),
                   tokens_dir=root / "artifacts/tokens", progress=False)
-    finally:
-        torch.set_num_threads(before)
     (cached,) = (tmp_path / "models").iterdir()
 
     def sha(p):

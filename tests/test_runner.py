@@ -106,3 +106,18 @@ def test_paths_and_empty_checkpoint_folders(in_smoke_dir):
     (paths.CHECKPOINTS / "transformer" / "B.pt").unlink()
     paths.remove_empty_checkpoint_dirs()
     assert not paths.CHECKPOINTS.exists()
+
+
+def test_torch_threads_sets_the_count_inside_and_restores_it_even_on_error():
+    import torch
+
+    from monosemantic.core.utils import torch_threads
+
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):
+        raise RuntimeError("a stage failed")
+    assert torch.get_num_threads() == before

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from monosemantic.core.config import ResampleConfig, SAEConfig, SAERun
+from monosemantic.core.utils import torch_threads
 from monosemantic.lm.store import ArrayStore
 from monosemantic.sae.architectures.standard import StandardSettings
 
@@ -125,8 +126,6 @@ def run_toy(toy_cfg, progress: bool = False) -> dict:
     data = make_toy_data(toy_cfg.n_true, toy_cfg.d, toy_cfg.n_points, toy_cfg.mean_active, toy_cfg.correlated,
                          toy_cfg.seed)
     cfg = toy_sae_config(toy_cfg.steps, toy_cfg.batch_size, toy_cfg.lr, toy_cfg.seed, toy_cfg.n_points)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(toy_cfg.threads)
     done: dict[tuple[int, float], dict] = {}
 
     def get(n: int, lam: float) -> dict:
@@ -139,11 +138,9 @@ def run_toy(toy_cfg, progress: bool = False) -> dict:
                 print(f"toy SAE {n} features, λ={lam:g}: MMCS {r['mmcs']:.3f}, L0 {r['l0']:.2f}, FVU {r['fvu']:.3f}")
         return done[(n, lam)]
 
-    try:
+    with torch_threads(toy_cfg.threads):
         by_size = [get(n, toy_cfg.l1) for n in toy_cfg.sizes]
         by_l1 = [get(toy_cfg.n_true, lam) for lam in toy_cfg.l1_sweep]
-    finally:
-        torch.set_num_threads(threads)
     return {"by_size": by_size, "by_l1": by_l1, "config": dataclasses.asdict(toy_cfg),
             "true_l0": float(toy_cfg.mean_active)}
 

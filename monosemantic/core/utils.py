@@ -147,6 +147,19 @@ def autocast(device: torch.device, precision: str = "fp32"):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's CPU threads set to n inside the block and restored after it (stages also run in-process in the
+    tests). fp32 sums depend on the thread count, so a stage that sets it from params computes the same bits on
+    any machine with at least that many cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a torch.Generator seeded the same way for explicit use."""
     random.seed(seed)
