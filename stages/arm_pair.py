@@ -9,7 +9,6 @@ features and of neurons (monosemantic/experiments/pairs.py). Writes
 metrics/superposition/pairs/ARM_A__ARM_B.json.
 """
 
-from monosemantic.core.config import ConfigError
 from monosemantic.core.runner import stage
 from monosemantic.core.utils import resolve_device, resolve_precision, write_json
 from monosemantic.experiments.pairs import evaluate_pair, pair_metrics
@@ -18,8 +17,7 @@ from monosemantic.experiments.pairs import evaluate_pair, pair_metrics
 @stage("ARM_A", "ARM_B")
 def main(params, arm_a: str, arm_b: str) -> None:
     for arm in (arm_a, arm_b):
-        if arm not in params.superposition.arms:
-            raise ConfigError(f"arm {arm!r} is not in superposition.arms ({', '.join(params.superposition.arms)})")
+        params.superposition_arm(arm)  # a ConfigError for an unknown arm, before any compute
     device = resolve_device(params.device)
     out = evaluate_pair(params, arm_a, arm_b, device, resolve_precision(params.precision, device))
     write_json(pair_metrics(arm_a, arm_b), out)

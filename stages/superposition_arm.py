@@ -8,15 +8,13 @@ metrics/superposition/ARM.json. Run all arms with `dvc repro experiments/superpo
 
 from monosemantic.core import paths
 from monosemantic.analysis.dose_response import run_arm
-from monosemantic.core.config import ConfigError
 from monosemantic.core.runner import stage
 from monosemantic.core.utils import resolve_device, resolve_precision, write_json
 
 
 @stage("ARM")
 def main(params, arm: str) -> None:
-    if arm not in params.superposition.arms:
-        raise ConfigError(f"arm {arm!r} is not in superposition.arms ({', '.join(params.superposition.arms)})")
+    params.superposition_arm(arm)  # a ConfigError for an unknown arm, before any compute
     device = resolve_device(params.device)
     out = run_arm(params, arm, paths.superposition_dir(arm), device, resolve_precision(params.precision, device))
     timing = out.pop("seconds")

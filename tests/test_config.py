@@ -395,3 +395,10 @@ def test_quick_profile_is_the_default_at_the_one_x_budget():
     runs = {k: dataclasses.replace(r, points_mult=1) for k, r in default.sae_runs.items()}
     transformer = dataclasses.replace(default.transformer, steps=1500)
     assert quick == dataclasses.replace(default, transformer=transformer, sae_runs=runs)
+
+
+def test_an_unknown_arm_is_named_with_the_known_ones():
+    p = params_from_dict(complete("params.yaml"))
+    assert p.superposition_arm("rare_mixed").tokens_mult == 1
+    with pytest.raises(ConfigError, match=r"^arm 'rare_mixd' is not in superposition.arms \(natural, natural_4x_sae, "):
+        p.superposition_arm("rare_mixd")

@@ -48,7 +48,7 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
     that train the same transformer); the activations are deleted."""
     t0 = time.perf_counter()
     sp = params.superposition
-    arm = sp.arms[arm_name]
+    arm = params.superposition_arm(arm_name)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     train_stream, val_stream = load_stream(tokens_dir, "train"), load_stream(tokens_dir, "val")

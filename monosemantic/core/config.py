@@ -313,6 +313,13 @@ class Params:
             raise ConfigError(f"{name!r} is not in sae_runs ({', '.join(self.sae_runs) or 'none'})")
         return self.sae_runs[name]
 
+    def superposition_arm(self, name: str) -> SuperpositionArm:
+        """The dose-response arm `name` (a key of superposition.arms); a ConfigError naming the known arms otherwise."""
+        arms = self.superposition.arms
+        if name not in arms:
+            raise ConfigError(f"arm {name!r} is not in superposition.arms ({', '.join(arms) or 'none'})")
+        return arms[name]
+
     def transformer_seed(self, model: str) -> int:
         """The seed of transformer `model` (a key of transformer.seeds); a ConfigError otherwise."""
         if model not in self.transformer.seeds:

@@ -38,7 +38,7 @@ def arm_model_dir(params, arm_name: str, root: str | Path, precision: str,
     """Where run_arm (analysis/dose_response.py) keeps the arm's trained transformer: root/models/FINGERPRINT[:20]
     of its training settings (dose_response.arm_transformer: the arm's mix, tokens_mult x base_steps), seed,
     precision and train tokens; the same computation as run_arm's."""
-    arm = params.superposition.arms[arm_name]
+    arm = params.superposition_arm(arm_name)
     tcfg = arm_transformer(params, arm)
     vocab = load_tokenizer(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json").get_vocab_size()
     mcfg = ModelConfig.from_params(tcfg, vocab)
