@@ -40,6 +40,17 @@ def arm_transformer(params, arm) -> TransformerConfig:
                                steps=params.superposition.base_steps * arm.tokens_mult)
 
 
+def arm_model_dir(params, arm_name: str, root: str | Path, precision: str,
+                  tokens_dir: str | Path = paths.TOKENS) -> Path:
+    """Where run_arm keeps the arm's trained transformer: root/models/FINGERPRINT[:20] of its training settings
+    (arm_transformer: the arm's mix, tokens_mult x base_steps), seed, precision and train tokens."""
+    arm = params.superposition_arm(arm_name)
+    tcfg = arm_transformer(params, arm)
+    mcfg = ModelConfig.from_params(tcfg, _vocab_size(tokens_dir))
+    key = fingerprint(tcfg, mcfg, arm.seed, load_stream(tokens_dir, "train"), precision)
+    return Path(root) / "models" / key[:20]
+
+
 def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, precision: str,
             tokens_dir: str | Path = paths.TOKENS, progress: bool = True) -> dict:
     """Train a transformer seeded like A on the arm's mix, sample activations (train split by the mix, held-out
@@ -58,7 +69,7 @@ def run_arm(params, arm_name: str, work_dir: str | Path, device: torch.device, p
     seed = arm.seed
     # Arms that differ only in their dictionary (sae_points_mult) share one transformer: training is
     # deterministic, so a model saved under the same training fingerprint is the model this arm would train.
-    cached = work.parent / "models" / fingerprint(tcfg, mcfg, seed, train_stream, precision)[:20]
+    cached = arm_model_dir(params, arm_name, work.parent, precision, tokens_dir)
     if (cached / "train_info.json").exists():  # written last
         model = Transformer.load(cached, device)
         info = json.loads((cached / "train_info.json").read_text())

@@ -12,14 +12,13 @@ from pathlib import Path
 import torch
 
 from monosemantic.analysis import universality as uv
-from monosemantic.analysis.dose_response import arm_transformer
+from monosemantic.analysis.dose_response import arm_model_dir
 from monosemantic.analysis.inputs import Dictionary, load_feature_counts, load_sae
 from monosemantic.core import paths
-from monosemantic.data.tokenizer import load_stream, load_tokenizer
+from monosemantic.data.tokenizer import load_stream
 from monosemantic.lm.activations import sample_activations
-from monosemantic.lm.model import ModelConfig, Transformer
+from monosemantic.lm.model import Transformer
 from monosemantic.lm.store import ActivationStore
-from monosemantic.lm.train import fingerprint
 from monosemantic.sae.evaluate import evaluate_run
 
 PAIRS = paths.METRICS / "superposition" / "pairs"
@@ -31,18 +30,6 @@ EVALUATION_KEYS = ("frac_loss_recovered", "loss_clean", "loss_sae", "loss_zero",
 
 def pair_metrics(arm_a: str, arm_b: str) -> Path:
     return PAIRS / f"{arm_a}__{arm_b}.json"
-
-
-def arm_model_dir(params, arm_name: str, root: str | Path, precision: str,
-                  tokens_dir: str | Path = paths.TOKENS) -> Path:
-    """Where run_arm (analysis/dose_response.py) keeps the arm's trained transformer: root/models/FINGERPRINT[:20]
-    of its training settings (dose_response.arm_transformer: the arm's mix, tokens_mult x base_steps), seed,
-    precision and train tokens; the same computation as run_arm's."""
-    arm = params.superposition_arm(arm_name)
-    tcfg = arm_transformer(params, arm)
-    vocab = load_tokenizer(Path(tokens_dir).parent / "tokenizer" / "tokenizer.json").get_vocab_size()
-    mcfg = ModelConfig.from_params(tcfg, vocab)
-    return Path(root) / "models" / fingerprint(tcfg, mcfg, arm.seed, load_stream(tokens_dir, "train"), precision)[:20]
 
 
 def evaluate_pair(params, arm_a: str, arm_b: str, device: torch.device, precision: str,
