@@ -67,7 +67,9 @@ def platform_info() -> dict[str, object]:
     import numpy
     import torch
 
-    return {**cpu_info(), "machine": platform.machine(), "cores": os.cpu_count(),
+    cpu = cpu_info()  # model name and ISA (the kernels' choice; cpu_id is not needed to tell them apart, and the
+    # baselines stamped with this dict before it existed stay comparable)
+    return {"cpu": cpu["cpu"], "isa": cpu["isa"], "machine": platform.machine(), "cores": os.cpu_count(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
             "numpy": numpy.__version__, "python": platform.python_version()}
 
