@@ -106,6 +106,11 @@ def test_paths_and_empty_checkpoint_folders(in_smoke_dir):
     (paths.CHECKPOINTS / "transformer" / "B.pt").unlink()
     paths.remove_empty_checkpoint_dirs()
     assert not paths.CHECKPOINTS.exists()
+    # checkpoints/ as a link to a folder elsewhere (two clones sharing it): emptied below, the link kept
+    (Path("elsewhere") / "sae" / "A_256").mkdir(parents=True)
+    paths.CHECKPOINTS.symlink_to(Path("elsewhere").resolve(), target_is_directory=True)
+    paths.remove_empty_checkpoint_dirs()
+    assert paths.CHECKPOINTS.is_symlink() and not any(Path("elsewhere").iterdir())
 
 
 def test_torch_threads_sets_the_count_inside_and_restores_it_even_on_error():

@@ -109,7 +109,9 @@ def remove_empty_checkpoint_dirs() -> None:
     """Leave no empty checkpoints/ folders behind once a run has completed (deepest first)."""
     if not CHECKPOINTS.is_dir():
         return
+    # checkpoints/ itself too, unless it is a link (to a folder kept elsewhere, e.g. shared by two clones)
+    top = [] if CHECKPOINTS.is_symlink() else [CHECKPOINTS]
     for folder in sorted((p for p in CHECKPOINTS.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
-                         reverse=True) + [CHECKPOINTS]:
+                         reverse=True) + top:
         if not any(folder.iterdir()):
             folder.rmdir()
