@@ -244,11 +244,16 @@ def _fresh_staging(out_dir: Path) -> Path:
 def _schedule(stream: TokenStream, job: _Job, available: int, needed: int, mix: dict[str, float] | None):
     """The (context ids, passes) chunks in sampling order: uniform, or drawn by the mix."""
     if mix:
-        shares = mix_shares(stream, mix)
-        quotas = {stream.subsets.index(s): q for s, q in context_quotas(needed, shares).items()}
-        return mixed_context_schedule(context_subsets(stream, job.n_ctx, available), quotas, job.n_ctx, job.k,
-                                      job.seed, job.split)
+        return [mixed_schedule(stream, mix, job.n_ctx, job.k, job.seed, job.split, available, needed)]
     return context_schedule(available, needed, job.seed, job.split)
+
+
+def mixed_schedule(stream: TokenStream, mix: dict[str, float], n_ctx: int, k: int, seed: int, split: str,
+                   available: int, needed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mix's whole schedule, (context ids, passes) in sampling order: each subset's quota of the `needed`
+    contexts (mix.py shares) drawn by mixed_context_schedule. The stored mode and the stream (streaming.py) share it."""
+    quotas = {stream.subsets.index(s): q for s, q in context_quotas(needed, mix_shares(stream, mix)).items()}
+    return next(mixed_context_schedule(context_subsets(stream, n_ctx, available), quotas, n_ctx, k, seed, split))
 
 
 def _scatter_pass(model: Transformer, stream: TokenStream, job: _Job, bucket_dir: Path, available: int,

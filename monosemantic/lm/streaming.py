@@ -20,7 +20,7 @@ run reads the same rows. Memory is bounded by the cache of two blocks (2 S d flo
 Rows are rounded through activations.dtype, as the store would hold them.
 
 With transformer.mix (mix.py) the contexts are those of the stored mode's mixed schedule
-(activations.mixed_context_schedule: each subset's quota of contexts, interleaved by one seeded permutation), in
+(activations.mixed_schedule: each subset's quota of contexts, interleaved by one seeded permutation), in
 its order; blocks cut that order as above. The mix is part of the stream's identity.
 
 Mixing. In a batch of B points drawn uniformly from S points of S / k contexts, the share of the pairs of
@@ -39,8 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic.data.mix import context_quotas, context_subsets, mix_shares
-from monosemantic.lm.activations import (CONTEXT_ORDER, POSITION_ORDER, SPLIT_IDS, _seed, mixed_context_schedule, plan,
+from monosemantic.lm.activations import (CONTEXT_ORDER, POSITION_ORDER, SPLIT_IDS, _seed, mixed_schedule, plan,
                                           position_order)
 from monosemantic.lm.store import StoreError, from_storage, to_storage
 from monosemantic.core.utils import autocast, write_json
@@ -69,11 +68,8 @@ class StreamedActivations:
         self.available, self.needed, self.passes = plan(len(stream), self.n_ctx, n_points, k)
         self.mix = dict(mix or {})
         self._mixed = None  # the mixed schedule's (context ids, passes), in sampling order
-        if self.mix:  # the stored mode's schedule (activations._schedule), whole: needed is small (n_points / k)
-            quotas = {stream.subsets.index(s): q
-                      for s, q in context_quotas(self.needed, mix_shares(stream, self.mix)).items()}
-            self._mixed = next(mixed_context_schedule(context_subsets(stream, self.n_ctx, self.available), quotas,
-                                                      self.n_ctx, k, seed, split))
+        if self.mix:  # the stored mode's schedule, whole: needed is small (n_points / k)
+            self._mixed = mixed_schedule(stream, self.mix, self.n_ctx, k, seed, split, self.available, self.needed)
             self.passes = int(self._mixed[1].max()) + 1
         self.pos_key = int(_seed(seed, split, POSITION_ORDER).generate_state(1, np.uint64)[0])
         self._perms: dict[int, np.ndarray] = {}
