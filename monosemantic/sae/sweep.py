@@ -85,13 +85,20 @@ def verdicts_across_trainings(replicates: list[dict], view: str = "at_training_m
         if not v:
             continue
         group = out.setdefault(row["group"], {"arms": row["arms"], "seeds": row["seeds"], "proxies": {}})
-        group["proxies"][row["proxy"]] = {"verdict": f"{v['feature_wins']} of {v['n']}",
-                                          "feature_wins": v["feature_wins"], "n": v["n"],
-                                          "gap_min": v["gap_min"], "gap_max": v["gap_max"]}
+        group["proxies"][row["proxy"]] = _verdict(v["feature_wins"], v["n"], v["gap_min"], v["gap_max"])
     for group in out.values():
-        group["proxies_won_in_most_trainings"] = sum(p["feature_wins"] * 2 > p["n"]
-                                                     for p in group["proxies"].values())
+        group["proxies_won_in_most_trainings"] = _won_in_most(group["proxies"])
     return out
+
+
+def _verdict(wins: int, n: int, gap_min: float, gap_max: float) -> dict:
+    """One proxy's "k of n trainings" entry."""
+    return {"verdict": f"{wins} of {n}", "feature_wins": wins, "n": n, "gap_min": gap_min, "gap_max": gap_max}
+
+
+def _won_in_most(proxies: dict) -> int:
+    """The proxies whose feature won in most trainings (> n / 2)."""
+    return sum(p["feature_wins"] * 2 > p["n"] for p in proxies.values())
 
 
 def pipeline_verdicts(fvn_by_run: dict[str, dict], seeds: dict[str, int], view: str = "at_training_mix") -> dict:
@@ -104,10 +111,8 @@ def pipeline_verdicts(fvn_by_run: dict[str, dict], seeds: dict[str, int], view: 
     tables = {r: (f[view] if view else f)["proxies"] for r, f in fvn_by_run.items()}
     for proxy in tables[runs[0]]:
         gaps = [tables[r][proxy]["feature_r"] - tables[r][proxy]["best_neuron_r"] for r in runs]
-        wins = sum(g > 0 for g in gaps)
-        out["proxies"][proxy] = {"verdict": f"{wins} of {len(runs)}", "feature_wins": wins, "n": len(runs),
-                                 "gap_min": round(min(gaps), 4), "gap_max": round(max(gaps), 4)}
-    out["proxies_won_in_most_trainings"] = sum(p["feature_wins"] * 2 > p["n"] for p in out["proxies"].values())
+        out["proxies"][proxy] = _verdict(sum(g > 0 for g in gaps), len(runs), round(min(gaps), 4), round(max(gaps), 4))
+    out["proxies_won_in_most_trainings"] = _won_in_most(out["proxies"])
     return out
 
 
