@@ -136,21 +136,21 @@ def main_params():
 
 def test_recipes_runs_are_parsed_like_sae_runs_and_a_wrong_setting_is_rejected():
     data = recipes_dict()
-    data["recipes"]["runs"] = {"topk_bad": {"model": "A", "n_features": 4096, "architecture": "topk", "k": 24,
-                                            "l1": 0.1, "aux_coeff": 0.03125, "dead_steps": 125}}
+    data["recipes"]["runs"] = {"topk_bad": {"model": "A", "n_features": 4096, "architecture": "topk",
+                                            "points_mult": 1, "k": 24, "l1": 0.1, "aux_coeff": 0.03125, "dead_steps": 125}}
     with pytest.raises(ConfigError) as e:
         recipes_from_dict(data, main_params())
     msg = str(e.value)
-    assert "recipes.runs.topk_bad.l1: unknown key (architecture 'topk' takes: model, n_features, architecture, k, " \
-           "k_aux, aux_coeff, dead_steps)" in msg
+    assert "recipes.runs.topk_bad.l1: unknown key (architecture 'topk' takes: model, n_features, architecture, " \
+           "points_mult, k, k_aux, aux_coeff, dead_steps)" in msg
     assert "recipes.runs.topk_bad.k_aux: missing key" in msg
     assert str(PARAMS) in msg  # the message names the file
     # the same entry under sae_runs of params.yaml is rejected with the same words
     from monosemantic.core.config import params_from_dict
 
     data = yaml.safe_load((analysis_world.ROOT / "params.yaml").read_text())
-    data["sae_runs"]["topk_bad"] = {"model": "A", "n_features": 4096, "architecture": "topk", "k": 24, "l1": 0.1,
-                                    "k_aux": 256, "aux_coeff": 0.03125, "dead_steps": 125}
+    data["sae_runs"]["topk_bad"] = {"model": "A", "n_features": 4096, "architecture": "topk", "points_mult": 1,
+                                    "k": 24, "l1": 0.1, "k_aux": 256, "aux_coeff": 0.03125, "dead_steps": 125}
     with pytest.raises(ConfigError, match=r"sae_runs\.topk_bad\.l1: unknown key \(architecture 'topk' takes"):
         params_from_dict(data)
 
@@ -159,9 +159,10 @@ def test_recipes_cross_checks_and_unknown_keys():
     data = recipes_dict()
     data["recipes"]["reference_run"] = "A_2048"  # in sae_runs but not measured here
     data["recipes"]["main_runs"] = ["A_4096", "nope"]
-    data["recipes"]["runs"] = {"A_512": {"model": "A", "n_features": 512, "architecture": "topk", "k": 0, "k_aux": 256,
-                                         "aux_coeff": 0.03125, "dead_steps": 125},
-                               "c": {"model": "C", "n_features": 512, "architecture": "gated", "l1": 0.1}}
+    data["recipes"]["runs"] = {"A_512": {"model": "A", "n_features": 512, "architecture": "topk", "points_mult": 1, "k": 0,
+                                         "k_aux": 256, "aux_coeff": 0.03125, "dead_steps": 125},
+                               "c": {"model": "C", "n_features": 512, "architecture": "gated", "points_mult": 1,
+                                     "l1": 0.1}}
     with pytest.raises(ConfigError) as e:
         recipes_from_dict(data, main_params())
     msg = str(e.value)
